@@ -1,0 +1,29 @@
+//! Safe Rust over the [ENet](http://enet.bespin.org/) C library (`enet-sys`, ENet 1.3.17).
+//!
+//! This is the only crate of the `enet-multiplayer` workspace with `unsafe` code; every
+//! `unsafe` block says why it holds. What it guarantees:
+//!
+//! - ENet's global initialisation is reference counted: any number of [`Host`]s on any number
+//!   of threads, initialised once, deinitialised when the last host is dropped.
+//! - [`Host`] owns one `ENetHost`; `Drop` disconnects its peers and destroys it. It is `Send`,
+//!   not `Sync`.
+//! - Peers are named by [`PeerHandle`]s that callers may store: a handle whose connection ended
+//!   or whose slot was reused is rejected with [`Error::StalePeer`], never undefined behaviour.
+//! - A [`Packet`] handed to ENet is freed by ENet, one that is not is freed by `Drop`; one packet
+//!   can be queued for many peers without a copy ([`Host::send_many`]).
+//! - A panic inside the only callback given to C (the intercept, [`Host::set_intercept`]) is
+//!   caught and never unwinds into C.
+#![deny(missing_docs)]
+
+mod address;
+mod error;
+mod host;
+mod init;
+mod packet;
+
+pub use error::{Error, Result};
+pub use host::{
+    Compression, Event, Host, HostConfig, Intercept, InterceptFn, PeerHandle, PeerInfo, PeerMut,
+    PeerState, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS,
+};
+pub use packet::{Packet, PacketFlags};
