@@ -1,1 +1,26 @@
+//! Godot's `MultiplayerPeer` for Rust game servers, backed by ENet and wire compatible with
+//! Godot 3.x's `NetworkedMultiplayerENet`: a Godot 3 game's clients can join a Rust server built
+//! on it, and a Rust client can join a Godot 3 server.
+//!
+//! - [`MultiplayerPeer`]: the trait, with Godot's vocabulary ([`Target`], [`TransferMode`],
+//!   [`ConnectionStatus`], [`PeerEvent`]).
+//! - [`ENetMultiplayerPeer`]: server (with relay) and client over ENet.
+//! - [`protocol`] and [`relay`]: the wire format and the relay rules, as pure functions.
+//!
+//! The layering is described in DESIGN.md; the bytes on the wire in PROTOCOL.md.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
+mod enet;
+mod error;
+mod peer;
+pub mod protocol;
+pub mod relay;
+
+pub use enet::{Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, TotalStats};
+pub use enet_wrapper::Error as EnetError;
+pub use error::{Error, Result};
+pub use peer::{
+    generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,
+    PeerId, PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+};

@@ -705,6 +705,10 @@ impl Host {
 
     fn finish_event(&mut self, rc: c_int, event: &ENetEvent) -> Result<Option<Event>> {
         if rc < 0 {
+            // A signal that interrupts ENet's wait in the socket is not a socket failure.
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
             return Err(Error::Service);
         }
         if rc == 0 || event.peer.is_null() {

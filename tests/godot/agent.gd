@@ -10,6 +10,7 @@
 #   AGENT_CHANNELS          ENet channel_count, default 4 (>= 3)
 #   AGENT_MAX_CLIENTS       server: max clients, default 32
 #   AGENT_TIMEOUT           seconds, default 30; then prints TIMEOUT and exits with code 3
+#   AGENT_BIND_IP           set_bind_ip; default 127.0.0.1 for a server, * (any) for a client
 #   AGENT_SLEEP_USEC        main loop sleep per frame in microseconds, default 1000 (Godot: 6900)
 #   AGENT_AUTORUN           commands (without the "CMD " prefix) separated by ';', run once
 #                           READY was printed and AGENT_AUTORUN_AFTER_PEERS (default 0)
@@ -154,6 +155,11 @@ func _init():
 	peer.connect("connection_succeeded", self, "_on_connection_succeeded")
 	peer.connect("connection_failed", self, "_on_connection_failed")
 	peer.connect("server_disconnected", self, "_on_server_disconnected")
+
+	# The server listens on loopback only unless told otherwise; the client binds like Godot does.
+	var bind_ip = env_str("AGENT_BIND_IP", "127.0.0.1" if is_server else "*")
+	if bind_ip != "*":
+		peer.set_bind_ip(bind_ip)
 
 	if is_server:
 		var err = peer.create_server(port, max_clients)

@@ -1,0 +1,68 @@
+//! The one error type of the multiplayer layer.
+
+use crate::peer::{ConnectionStatus, Target};
+
+/// Everything a [`MultiplayerPeer`](crate::MultiplayerPeer) call can refuse.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Sending (or another call that needs a connection) while not connected.
+    #[error("not connected (status {0:?})")]
+    NotConnected(ConnectionStatus),
+    /// The target names no connected peer.
+    #[error("unknown target peer {0}")]
+    UnknownTarget(i64),
+    /// A target that can never be valid (id 0, or an id above 2^31-1).
+    #[error("invalid target {0:?}")]
+    InvalidTarget(Target),
+    /// A peer id that names no connected peer.
+    #[error("unknown peer {0}")]
+    UnknownPeer(u32),
+    /// A peer id outside 1..=2^31-1.
+    #[error("invalid peer id {0}: ids are 1..=2147483647")]
+    InvalidId(u64),
+    /// A logical channel the connection does not have.
+    #[error("channel {channel} out of range: {count} logical channels")]
+    ChannelOutOfRange {
+        /// The logical channel asked for.
+        channel: u8,
+        /// How many logical channels there are.
+        count: u16,
+    },
+    /// A payload larger than [`max_packet_size`](crate::MultiplayerPeer::max_packet_size).
+    #[error("packet of {size} bytes exceeds the maximum of {max}")]
+    PacketTooLarge {
+        /// The payload's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A call this peer's role does not allow (for example a client kicking another client).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
+    /// A connection-status change the custom peer's state machine forbids.
+    #[error("invalid connection status transition {from:?} -> {to:?}")]
+    InvalidTransition {
+        /// The current status.
+        from: ConnectionStatus,
+        /// The status asked for.
+        to: ConnectionStatus,
+    },
+    /// A configuration value out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The server address could not be resolved to an IPv4 address.
+    #[error("could not resolve {address}: {reason}")]
+    Resolve {
+        /// What was asked for.
+        address: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// ENet refused or failed.
+    #[error(transparent)]
+    Enet(#[from] enet_wrapper::Error),
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
