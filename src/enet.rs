@@ -242,6 +242,9 @@ impl ENetBuilder {
                 let mut host = Host::new(&base(bind).peer_limit(1).channel_limit(channels))?;
                 let id = crate::peer::generate_unique_id();
                 let server = host.connect(remote, channels, id)?;
+                if let Some((limit, min, max)) = opts.timeout {
+                    host.peer_mut(server)?.set_timeout(limit, min, max);
+                }
                 log::info!("client {id} connecting to {remote}");
                 let mut peer = ENetMultiplayerPeer::new(
                     host,

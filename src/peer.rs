@@ -15,7 +15,7 @@ pub const SERVER_ID: PeerId = 1;
 pub const MAX_PEER_ID: PeerId = i32::MAX as PeerId;
 
 /// How a packet travels (Godot's `TransferMode`; the integers are Godot 3's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TransferMode {
     /// May be lost, may arrive out of order (ENet unsequenced). Godot: 0.
     Unreliable,

@@ -1,0 +1,753 @@
+//! ENetMultiplayerPeer over real UDP sockets on 127.0.0.1: the shared behavioural suite, and the
+//! ENet-specific behaviour (relay system messages, refusals, kicks, hostile clients, close).
+
+mod common;
+
+use common::{enet_client, enet_cluster, enet_server, suite, Cluster, Node, DEADLINE};
+use enet_multiplayer::relay::DropReason;
+use enet_multiplayer::{
+    Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, Error, MultiplayerPeer,
+    PeerEvent, Refusal, Target, TransferMode,
+};
+use enet_wrapper::{Event, Host, HostConfig, Packet as RawPacket, PacketFlags, PeerHandle};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+fn meshed(clients: usize) -> Cluster<ENetMultiplayerPeer> {
+    enet_cluster(clients, enet_server().extra_channels(2), |c| {
+        c.extra_channels(2)
+    })
+}
+
+#[test]
+fn suite_every_target_with_every_mode() {
+    suite::every_target_with_every_mode(&mut meshed(3));
+}
+
+#[test]
+fn suite_every_target_with_every_mode_range_coder_and_flush_every_send() {
+    let mut c = enet_cluster(
+        3,
+        enet_server()
+            .extra_channels(2)
+            .compression(Compression::RangeCoder)
+            .flush_every_send(true),
+        |c| {
+            c.extra_channels(2)
+                .compression(Compression::RangeCoder)
+                .flush_every_send(true)
+        },
+    );
+    suite::every_target_with_every_mode(&mut c);
+}
+
+#[test]
+fn suite_logical_channels() {
+    suite::logical_channels(&mut meshed(3));
+}
+
+#[test]
+fn suite_put_packet_and_peek() {
+    let mut c = meshed(3);
+    suite::put_packet_uses_the_settings(&mut c);
+    suite::packet_peek_accessors(&mut c);
+    suite::ids_and_roles(&c);
+}
+
+#[test]
+fn suite_ten_thousand_reliable_in_order() {
+    suite::ten_thousand_reliable_in_order(&mut meshed(3));
+}
+
+#[test]
+fn suite_misuse() {
+    suite::misuse_is_a_typed_error(&mut meshed(3));
+}
+
+#[test]
+fn one_mebibyte_packet_through_the_relay() {
+    let mut c = meshed(2);
+    let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let dest = c.nodes[2].id();
+    c.nodes[1]
+        .peer
+        .send(Target::Peer(dest), TransferMode::Reliable, 1, &big)
+        .unwrap();
+    c.wait("the 1 MiB packet", |c| !c.nodes[2].packets.is_empty());
+    let p = &c.nodes[2].packets[0];
+    assert_eq!(p.from, c.nodes[1].id());
+    assert_eq!(p.channel, 1);
+    assert!(p.data[..] == big[..], "payload differs");
+}
+
+#[test]
+fn client_sees_server_then_success_and_ids() {
+    let server = enet_server().build().unwrap();
+    let port = server.local_port().unwrap();
+    let client = enet_client(port).build().unwrap();
+    assert_eq!(client.connection_status(), ConnectionStatus::Connecting);
+    assert!(matches!(
+        ENetMultiplayerPeer::client("127.0.0.1", port)
+            .build()
+            .unwrap()
+            .send(Target::Server, TransferMode::Reliable, 0, b"early"),
+        Err(Error::NotConnected(ConnectionStatus::Connecting))
+    ));
+    let mut c = Cluster::new(
+        vec![Node::new(Box::new(server)), Node::new(Box::new(client))],
+        None,
+        Duration::from_millis(1),
+    );
+    c.wait("connection", |c| {
+        c.nodes[1].count(PeerEvent::ConnectionSucceeded) == 1 && !c.nodes[0].events.is_empty()
+    });
+    assert_eq!(
+        c.nodes[1].events,
+        vec![PeerEvent::PeerConnected(1), PeerEvent::ConnectionSucceeded],
+        "Godot's order: peer_connected(1) just before connection_succeeded"
+    );
+    assert_eq!(
+        c.nodes[0].events,
+        vec![PeerEvent::PeerConnected(c.nodes[1].id())]
+    );
+    assert_eq!(
+        c.nodes[1].peer.connection_status(),
+        ConnectionStatus::Connected
+    );
+    assert_eq!(
+        c.nodes[0].peer.connection_status(),
+        ConnectionStatus::Connected
+    );
+}
+
+#[test]
+fn add_peer_and_remove_peer_with_late_joiners() {
+    let server = enet_server().build().unwrap();
+    let port = server.local_port().unwrap();
+    let mut c = Cluster::new(
+        vec![Node::new(Box::new(server))],
+        None,
+        Duration::from_millis(1),
+    );
+    // Clients join one by one; each late joiner learns of everyone already there.
+    for n in 1..=4 {
+        c.nodes
+            .push(Node::new(Box::new(enet_client(port).build().unwrap())));
+        c.wait_mesh();
+        assert_eq!(c.nodes[0].connected_peers().len(), n);
+    }
+    let ids = c.ids();
+    // Exactly one ADD_PEER per other client at every client.
+    for (i, n) in c.nodes.iter().enumerate().skip(1) {
+        for (j, id) in ids.iter().enumerate().skip(1) {
+            let want = usize::from(i != j);
+            assert_eq!(
+                n.count(PeerEvent::PeerConnected(*id)),
+                want,
+                "node {i} about {id}"
+            );
+        }
+    }
+    // Node 2 leaves gracefully: everyone else gets exactly one REMOVE_PEER.
+    let gone = ids[2];
+    c.nodes[2].peer.disconnect_peer(1, false).unwrap();
+    c.wait("REMOVE_PEER everywhere", |c| {
+        [0, 1, 3, 4]
+            .iter()
+            .all(|&i| c.nodes[i].count(PeerEvent::PeerDisconnected(gone)) == 1)
+    });
+    c.wait("the leaver's own server_disconnected", |c| {
+        c.nodes[2]
+            .events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::ServerDisconnected(_)))
+    });
+    // A new joiner does not hear of the departed client.
+    c.nodes
+        .push(Node::new(Box::new(enet_client(port).build().unwrap())));
+    let new_id = {
+        c.wait("the new joiner", |c| {
+            c.nodes[5].count(PeerEvent::ConnectionSucceeded) == 1
+                && c.nodes[5].connected_peers().len() == 4
+        });
+        c.nodes[5].id()
+    };
+    assert!(!c.nodes[5].connected_peers().contains(&gone));
+    c.settle(
+        Duration::from_millis(200),
+        |c| {
+            [0, 1, 3, 4]
+                .iter()
+                .any(|&i| c.nodes[i].count(PeerEvent::PeerDisconnected(gone)) != 1)
+        },
+        "no duplicate PeerDisconnected",
+    );
+    for i in [1, 3, 4] {
+        assert_eq!(c.nodes[i].count(PeerEvent::PeerConnected(new_id)), 1);
+    }
+}
+
+#[test]
+fn disconnect_peer_with_and_without_force() {
+    let mut c = meshed(3);
+    let ids = c.ids();
+    // Graceful kick: the server gets exactly one PeerDisconnected, the others REMOVE_PEER, and
+    // the kicked client learns the reason.
+    c.nodes[0].peer.disconnect_peer(ids[1], false).unwrap();
+    c.wait("graceful kick", |c| {
+        c.nodes[0].count(PeerEvent::PeerDisconnected(ids[1])) == 1
+            && c.nodes[2].count(PeerEvent::PeerDisconnected(ids[1])) == 1
+            && c.nodes[3].count(PeerEvent::PeerDisconnected(ids[1])) == 1
+            && c.nodes[1].count(PeerEvent::ServerDisconnected(DisconnectReason::Kicked)) == 1
+    });
+    // Forced kick: silent locally, the others still get REMOVE_PEER, the client learns at once.
+    let started = Instant::now();
+    c.nodes[0].peer.disconnect_peer(ids[2], true).unwrap();
+    c.wait("forced kick", |c| {
+        c.nodes[3].count(PeerEvent::PeerDisconnected(ids[2])) == 1
+            && c.nodes[2].count(PeerEvent::ServerDisconnected(DisconnectReason::Kicked)) == 1
+    });
+    assert!(started.elapsed() < Duration::from_secs(2));
+    c.settle(
+        Duration::from_millis(300),
+        |c| c.nodes[0].count(PeerEvent::PeerDisconnected(ids[2])) != 0,
+        "disconnect_peer(force = true) emits no local event",
+    );
+    assert_eq!(c.nodes[0].peer.peer_ids(), vec![ids[3]]);
+    assert!(matches!(
+        c.nodes[0]
+            .peer
+            .send(Target::Peer(ids[2]), TransferMode::Reliable, 0, b"x"),
+        Err(Error::UnknownTarget(_))
+    ));
+    assert_eq!(
+        c.nodes[1].peer.connection_status(),
+        ConnectionStatus::Disconnected
+    );
+}
+
+fn refusal_of(node: &Node<ENetMultiplayerPeer>) -> Option<DisconnectReason> {
+    node.events.iter().find_map(|e| match e {
+        PeerEvent::ServerDisconnected(r) | PeerEvent::ConnectionFailed(r) => Some(*r),
+        _ => None,
+    })
+}
+
+#[test]
+fn refusing_new_connections_tells_the_client_at_once() {
+    let mut server = enet_server().build().unwrap();
+    server.set_refuse_new_connections(true);
+    assert!(server.is_refusing_new_connections());
+    let port = server.local_port().unwrap();
+    let mut c = Cluster::new(
+        vec![
+            Node::new(Box::new(server)),
+            Node::new(Box::new(enet_client(port).build().unwrap())),
+        ],
+        None,
+        Duration::from_millis(1),
+    );
+    let started = Instant::now();
+    c.wait("the refusal", |c| refusal_of(&c.nodes[1]).is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        refusal_of(&c.nodes[1]),
+        Some(DisconnectReason::Refused(Refusal::NotAccepting))
+    );
+    assert!(
+        c.nodes[0].events.is_empty(),
+        "a refused client is never a peer"
+    );
+    assert_eq!(
+        c.nodes[1].peer.connection_status(),
+        ConnectionStatus::Disconnected
+    );
+    // Accepting again lets the next client in.
+    c.nodes[0].peer.set_refuse_new_connections(false);
+    c.nodes
+        .push(Node::new(Box::new(enet_client(port).build().unwrap())));
+    c.wait("the accepted client", |c| {
+        c.nodes[2].count(PeerEvent::ConnectionSucceeded) == 1
+    });
+}
+
+#[test]
+fn max_clients_refuses_the_next_one() {
+    let mut c = enet_cluster(2, enet_server().max_clients(2), |c| c);
+    let port = c.nodes[0].peer.local_port().unwrap();
+    c.nodes
+        .push(Node::new(Box::new(enet_client(port).build().unwrap())));
+    c.wait("ServerFull", |c| refusal_of(&c.nodes[3]).is_some());
+    assert_eq!(
+        refusal_of(&c.nodes[3]),
+        Some(DisconnectReason::Refused(Refusal::ServerFull))
+    );
+    assert_eq!(c.nodes[0].connected_peers().len(), 2);
+    for i in 1..=2 {
+        assert!(
+            c.nodes[i].connected_peers().len() == 2,
+            "existing clients unaffected"
+        );
+    }
+}
+
+/// A raw ENet client that speaks the Godot protocol by hand, for hostile and edge-case traffic.
+struct RawClient {
+    host: Host,
+    server: PeerHandle,
+    events: Vec<Event>,
+}
+
+impl RawClient {
+    fn connect(port: u16, id: u32) -> RawClient {
+        let mut host = Host::new(&HostConfig::client().channel_limit(5)).unwrap();
+        let server = host
+            .connect(SocketAddrV4::new("127.0.0.1".parse().unwrap(), port), 5, id)
+            .unwrap();
+        RawClient {
+            host,
+            server,
+            events: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(e) = self.host.service(Duration::ZERO).unwrap() {
+            self.events.push(e);
+        }
+    }
+
+    fn disconnect_data(&self) -> Option<u32> {
+        self.events.iter().find_map(|e| match e {
+            Event::Disconnect { data, .. } => Some(*data),
+            _ => None,
+        })
+    }
+
+    fn connected(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::Connect { .. }))
+    }
+
+    fn send(&mut self, channel: u8, bytes: &[u8]) {
+        let p = RawPacket::new(bytes, PacketFlags::RELIABLE).unwrap();
+        self.host
+            .peer_mut(self.server)
+            .unwrap()
+            .send(channel, p)
+            .unwrap();
+        self.host.flush();
+    }
+}
+
+fn wait_raw(
+    c: &mut Cluster<ENetMultiplayerPeer>,
+    raws: &mut [&mut RawClient],
+    what: &str,
+    done: impl Fn(&Cluster<ENetMultiplayerPeer>, &[&mut RawClient]) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        c.pump();
+        for r in raws.iter_mut() {
+            r.pump();
+        }
+        if done(c, raws) {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+    }
+}
+
+fn header(source: u32, target: i32) -> Vec<u8> {
+    let mut v = source.to_le_bytes().to_vec();
+    v.extend_from_slice(&target.to_le_bytes());
+    v
+}
+
+#[test]
+fn ids_below_two_and_duplicates_are_refused_with_a_reason() {
+    let mut c = meshed(1);
+    let port = c.nodes[0].peer.local_port().unwrap();
+    let taken = c.nodes[1].id();
+    let mut zero = RawClient::connect(port, 0);
+    let mut one = RawClient::connect(port, 1);
+    let mut negative = RawClient::connect(port, (-5i32) as u32);
+    let mut dup = RawClient::connect(port, taken);
+    wait_raw(
+        &mut c,
+        &mut [&mut zero, &mut one, &mut negative, &mut dup],
+        "four refusals",
+        |_, r| r.iter().all(|r| r.disconnect_data().is_some()),
+    );
+    let code = |r: Refusal| DisconnectReason::Refused(r).code();
+    assert_eq!(zero.disconnect_data(), Some(code(Refusal::InvalidId)));
+    assert_eq!(one.disconnect_data(), Some(code(Refusal::InvalidId)));
+    assert_eq!(negative.disconnect_data(), Some(code(Refusal::InvalidId)));
+    assert_eq!(dup.disconnect_data(), Some(code(Refusal::IdInUse)));
+    assert_eq!(
+        c.nodes[0].connected_peers(),
+        vec![taken],
+        "the server keeps only the real client"
+    );
+    assert!(
+        c.nodes[1].connected_peers() == vec![1],
+        "the real client heard of nobody"
+    );
+}
+
+#[test]
+fn hostile_packets_are_dropped_counted_and_harmless() {
+    let mut c = meshed(2);
+    let port = c.nodes[0].peer.local_port().unwrap();
+    let (a, b) = (c.nodes[1].id(), c.nodes[2].id());
+    let evil_id = 4242;
+    let mut evil = RawClient::connect(port, evil_id);
+    wait_raw(&mut c, &mut [&mut evil], "the raw client", |c, r| {
+        r[0].connected() && c.nodes[1].connected_peers().contains(&evil_id)
+    });
+    evil.send(1, &header(a, 0)); // spoofed source
+    evil.send(1, &[1, 2, 3]); // shorter than the header
+    evil.send(0, &header(evil_id, 0)); // config channel from a client
+    evil.send(1, &header(evil_id, 99_999)); // unknown target
+    evil.send(1, &header(evil_id, i32::MIN)); // impossible target
+    let mut ok = header(evil_id, b as i32);
+    ok.extend_from_slice(b"legit");
+    evil.send(2, &ok);
+    wait_raw(&mut c, &mut [&mut evil], "the legit packet", |c, _| {
+        !c.nodes[2].packets.is_empty()
+    });
+    c.settle(Duration::from_millis(200), |_| false, "");
+    assert_eq!(c.nodes[2].packets.len(), 1);
+    assert_eq!(c.nodes[2].packets[0].from, evil_id);
+    assert_eq!(&c.nodes[2].packets[0].data[..], b"legit");
+    assert!(
+        c.nodes[1].packets.is_empty(),
+        "the spoofed broadcast reached nobody"
+    );
+    assert!(
+        c.nodes[0].packets.is_empty(),
+        "the server got none of the bad packets"
+    );
+    let server = &c.nodes[0].peer;
+    let stats = server.peer_stats(evil_id).unwrap();
+    for reason in [
+        DropReason::SpoofedSource,
+        DropReason::ShortPacket,
+        DropReason::ConfigChannel,
+        DropReason::UnknownTarget,
+        DropReason::InvalidTarget,
+    ] {
+        assert_eq!(stats.drops.get(reason), 1, "{reason:?}");
+        assert_eq!(server.stats().drops.get(reason), 1, "{reason:?}");
+    }
+    assert_eq!(stats.drops.total(), 5);
+    assert_eq!(server.peer_stats(a).unwrap().drops.total(), 0);
+    // The honest clients still talk.
+    c.nodes[1]
+        .peer
+        .send(Target::Peer(b), TransferMode::Reliable, 0, b"still fine")
+        .unwrap();
+    c.wait("honest traffic", |c| c.nodes[2].packets.len() == 2);
+}
+
+#[test]
+fn bad_system_messages_at_a_client_are_dropped() {
+    // A raw server that sends garbage on the config channel to a real client.
+    let mut server = Host::new(
+        &HostConfig::server("127.0.0.1:0".parse().unwrap())
+            .peer_limit(2)
+            .channel_limit(3),
+    )
+    .unwrap();
+    let port = server.local_address().unwrap().port();
+    let mut client = enet_client(port).build().unwrap();
+    let start = Instant::now();
+    let mut handle = None;
+    let mut events = Vec::new();
+    while start.elapsed() < DEADLINE {
+        if let Some(Event::Connect { peer, .. }) = server.service(Duration::from_millis(1)).unwrap()
+        {
+            handle = Some(peer);
+        }
+        client.poll().unwrap();
+        while let Some(e) = client.pop_event() {
+            events.push(e);
+        }
+        if handle.is_some() && events.contains(&PeerEvent::ConnectionSucceeded) {
+            break;
+        }
+    }
+    let handle = handle.expect("connected");
+    let me = client.unique_id();
+    for bytes in [
+        vec![0u8, 0, 0],                                 // short
+        vec![7, 0, 0, 0, 9, 0, 0, 0],                    // unknown kind
+        vec![0, 0, 0, 0, 1, 0, 0, 0],                    // ADD_PEER for the server's id
+        [0u32.to_le_bytes(), me.to_le_bytes()].concat(), // ADD_PEER for myself
+        vec![1, 0, 0, 0, 77, 0, 0, 0],                   // REMOVE_PEER for an unknown peer
+        vec![0, 0, 0, 0, 50, 0, 0, 0],                   // valid ADD_PEER(50)
+        vec![0, 0, 0, 0, 50, 0, 0, 0],                   // duplicate ADD_PEER(50)
+        vec![5, 0, 0], // short data packet on channel 1 (sent below)
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let channel = if bytes.0 == 7 { 1 } else { 0 };
+        server
+            .peer_mut(handle)
+            .unwrap()
+            .send(
+                channel,
+                RawPacket::new(&bytes.1, PacketFlags::RELIABLE).unwrap(),
+            )
+            .unwrap();
+    }
+    server.flush();
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE && client.stats().drops.total() < 7 {
+        server.service(Duration::from_millis(1)).unwrap();
+        client.poll().unwrap();
+        while let Some(e) = client.pop_event() {
+            events.push(e);
+        }
+    }
+    let drops = client.stats().drops;
+    assert_eq!(drops.get(DropReason::BadSystemMessage), 6, "{drops:?}");
+    assert_eq!(drops.get(DropReason::ShortPacket), 1, "{drops:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == PeerEvent::PeerConnected(50))
+            .count(),
+        1
+    );
+    assert_eq!(client.get_available_packet_count(), 0);
+    assert_eq!(client.connection_status(), ConnectionStatus::Connected);
+}
+
+#[test]
+fn relay_off_server_still_receives_broadcasts() {
+    let server = enet_server().server_relay(false).build().unwrap();
+    assert!(!server.is_server_relay_supported());
+    let port = server.local_port().unwrap();
+    let mut c = Cluster::new(
+        vec![
+            Node::new(Box::new(server)),
+            Node::new(Box::new(enet_client(port).build().unwrap())),
+            Node::new(Box::new(enet_client(port).build().unwrap())),
+        ],
+        None,
+        Duration::from_millis(1),
+    );
+    c.wait("both connected", |c| {
+        c.nodes[0].connected_peers().len() == 2
+            && c.nodes[1..]
+                .iter()
+                .all(|n| n.count(PeerEvent::ConnectionSucceeded) == 1)
+    });
+    assert_eq!(
+        c.nodes[1].connected_peers(),
+        vec![1],
+        "no ADD_PEER without relay"
+    );
+    let (a, b) = (c.nodes[1].id(), c.nodes[2].id());
+    c.nodes[1]
+        .peer
+        .send(Target::Broadcast, TransferMode::Reliable, 0, b"bcast")
+        .unwrap();
+    c.nodes[1]
+        .peer
+        .send(Target::Server, TransferMode::Reliable, 0, b"server")
+        .unwrap();
+    c.nodes[1]
+        .peer
+        .send(Target::AllExcept(b), TransferMode::Reliable, 0, b"excl")
+        .unwrap_err();
+    c.wait("the server's share", |c| c.nodes[0].packets.len() == 2);
+    c.settle(
+        Duration::from_millis(200),
+        |c| !c.nodes[2].packets.is_empty(),
+        "nothing is relayed",
+    );
+    let got: Vec<&[u8]> = c.nodes[0].packets.iter().map(|p| &p.data[..]).collect();
+    assert_eq!(got, vec![&b"bcast"[..], &b"server"[..]]);
+    assert!(c.nodes[0].packets.iter().all(|p| p.from == a));
+    // The server itself can still reach each client.
+    c.nodes[0]
+        .peer
+        .send(Target::Peer(b), TransferMode::Reliable, 0, b"direct")
+        .unwrap();
+    c.wait("server to client", |c| c.nodes[2].packets.len() == 1);
+}
+
+#[test]
+fn close_disconnects_everyone_at_once_and_silently() {
+    let mut c = meshed(3);
+    let started = Instant::now();
+    c.nodes[0].peer.close();
+    assert_eq!(
+        c.nodes[0].peer.connection_status(),
+        ConnectionStatus::Disconnected
+    );
+    c.wait("every client to see the server go", |c| {
+        c.nodes[1..].iter().all(|n| {
+            n.count(PeerEvent::ServerDisconnected(
+                DisconnectReason::ServerClosed,
+            )) == 1
+        })
+    });
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        c.nodes[0]
+            .events
+            .iter()
+            .all(|e| matches!(e, PeerEvent::PeerConnected(_))),
+        "close() emits nothing"
+    );
+    for n in c.nodes[1..].iter_mut() {
+        assert_eq!(n.peer.connection_status(), ConnectionStatus::Disconnected);
+        assert!(matches!(
+            n.peer.send(Target::Server, TransferMode::Reliable, 0, b"x"),
+            Err(Error::NotConnected(ConnectionStatus::Disconnected))
+        ));
+    }
+    // Polling a closed peer is harmless.
+    c.pump();
+}
+
+#[test]
+fn a_client_whose_server_vanishes_sees_server_disconnected() {
+    // A raw server that accepts, then forgets the client without telling it.
+    let mut server = Host::new(
+        &HostConfig::server("127.0.0.1:0".parse().unwrap())
+            .peer_limit(2)
+            .channel_limit(3),
+    )
+    .unwrap();
+    let port = server.local_address().unwrap().port();
+    let mut client = enet_client(port).peer_timeout(1, 300, 600).build().unwrap();
+    let mut events = Vec::new();
+    let start = Instant::now();
+    let mut handle = None;
+    while start.elapsed() < DEADLINE
+        && !events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::ServerDisconnected(_)))
+    {
+        if let Some(Event::Connect { peer, .. }) = server.service(Duration::from_millis(1)).unwrap()
+        {
+            handle = Some(peer);
+        }
+        client.poll().unwrap();
+        while let Some(e) = client.pop_event() {
+            events.push(e);
+        }
+        if let (Some(h), true) = (handle, events.contains(&PeerEvent::ConnectionSucceeded)) {
+            if server.is_valid(h) {
+                server.peer_mut(h).unwrap().reset();
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            PeerEvent::PeerConnected(1),
+            PeerEvent::ConnectionSucceeded,
+            PeerEvent::ServerDisconnected(DisconnectReason::Unspecified)
+        ]
+    );
+    assert_eq!(client.connection_status(), ConnectionStatus::Disconnected);
+}
+
+#[test]
+fn connecting_to_nobody_fails() {
+    let port = {
+        let s = enet_server().build().unwrap();
+        s.local_port().unwrap()
+    };
+    let mut client = enet_client(port).peer_timeout(1, 300, 600).build().unwrap();
+    let start = Instant::now();
+    let mut events = Vec::new();
+    while start.elapsed() < DEADLINE && events.is_empty() {
+        client.poll_timeout(Duration::from_millis(5)).unwrap();
+        while let Some(e) = client.pop_event() {
+            events.push(e);
+        }
+    }
+    assert!(
+        matches!(events[..], [PeerEvent::ConnectionFailed(_)]),
+        "{events:?}"
+    );
+    assert_eq!(client.connection_status(), ConnectionStatus::Disconnected);
+}
+
+#[test]
+fn invalid_configuration_is_a_typed_error() {
+    for b in [
+        enet_server().max_clients(0),
+        enet_server().max_clients(4096),
+        enet_server().extra_channels(253),
+        enet_server().channel_limit(2),
+        enet_server().channel_limit(256),
+        enet_server().max_packet_size(0),
+        enet_server().rate_limit(Some(0)),
+    ] {
+        assert!(matches!(b.build(), Err(Error::InvalidConfig(_))));
+    }
+    assert!(matches!(
+        ENetMultiplayerPeer::client("no-such-host.invalid", 1).build(),
+        Err(Error::Resolve { .. })
+    ));
+}
+
+#[test]
+fn packet_size_limit_and_peer_statistics() {
+    let mut c = enet_cluster(2, enet_server().max_packet_size(100), |c| {
+        c.max_packet_size(100)
+    });
+    let ids = c.ids();
+    assert_eq!(c.nodes[1].peer.max_packet_size(), 100);
+    assert!(matches!(
+        c.nodes[1]
+            .peer
+            .send(Target::Server, TransferMode::Reliable, 0, &[0; 101]),
+        Err(Error::PacketTooLarge {
+            size: 101,
+            max: 100
+        })
+    ));
+    c.nodes[1]
+        .peer
+        .send(Target::Server, TransferMode::Reliable, 0, &[0; 100])
+        .unwrap();
+    c.wait("the 100-byte packet", |c| c.nodes[0].packets.len() == 1);
+    let server = &c.nodes[0].peer;
+    let st = server.peer_stats(ids[1]).unwrap();
+    let client = &c.nodes[1].peer;
+    assert_eq!(st.address.port(), client.local_port().unwrap());
+    assert!(st.packets_received >= 1 && st.bytes_received >= 108);
+    assert!(server.peer_stats(12345).is_err());
+    let cs = client.peer_stats(1).unwrap();
+    assert_eq!(cs.address.port(), server.local_port().unwrap());
+    assert!(cs.packets_sent >= 1);
+}
+
+#[test]
+fn boxed_peers_switch_at_run_time() {
+    let server = enet_server().extra_channels(2).build().unwrap();
+    let port = server.local_port().unwrap();
+    let mut nodes: Vec<Node> = vec![Node::new(Box::new(server) as Box<dyn MultiplayerPeer>)];
+    for _ in 0..3 {
+        let client = enet_client(port).extra_channels(2).build().unwrap();
+        nodes.push(Node::new(Box::new(client) as Box<dyn MultiplayerPeer>));
+    }
+    let mut c: Cluster = Cluster::new(nodes, None, Duration::from_millis(1));
+    c.wait_mesh();
+    suite::every_target_with_every_mode(&mut c);
+}
