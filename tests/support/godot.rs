@@ -45,7 +45,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The Godot project holding agent.gd.
 pub fn agent_project_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("godot")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("godot")
 }
 
 /// `GODOT_BIN` if set (non-empty), else `godot3-server` found on PATH.
@@ -93,7 +95,9 @@ fn pseudo_random() -> u64 {
         .unwrap_or(0);
     let mut x = nanos
         ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // splitmix64 finalizer
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -110,7 +114,9 @@ pub fn free_udp_port() -> u16 {
         if used.contains(&port) {
             continue;
         }
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        {
             used.insert(port);
             return port;
         }
@@ -252,7 +258,10 @@ impl AgentConfig {
     /// The AGENT_* environment this config produces.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         for c in &self.autorun {
-            assert!(!c.contains(';'), "autorun command {c:?} contains ';', the separator");
+            assert!(
+                !c.contains(';'),
+                "autorun command {c:?} contains ';', the separator"
+            );
         }
         let b = |v: bool| if v { "1" } else { "0" }.to_string();
         let mut vars = vec![
@@ -272,14 +281,20 @@ impl AgentConfig {
             ),
             ("AGENT_RELAY".to_string(), b(self.relay)),
             ("AGENT_CHANNELS".to_string(), self.channels.to_string()),
-            ("AGENT_MAX_CLIENTS".to_string(), self.max_clients.to_string()),
+            (
+                "AGENT_MAX_CLIENTS".to_string(),
+                self.max_clients.to_string(),
+            ),
             ("AGENT_TIMEOUT".to_string(), self.timeout_secs.to_string()),
             ("AGENT_AUTORUN".to_string(), self.autorun.join(";")),
             (
                 "AGENT_AUTORUN_AFTER_PEERS".to_string(),
                 self.autorun_after_peers.to_string(),
             ),
-            ("AGENT_EXIT_ON_DISCONNECT".to_string(), b(self.exit_on_disconnect)),
+            (
+                "AGENT_EXIT_ON_DISCONNECT".to_string(),
+                b(self.exit_on_disconnect),
+            ),
         ];
         vars.extend(self.extra_env.iter().cloned());
         vars
@@ -372,7 +387,11 @@ fn spawn_reader<R: Read + Send + 'static>(
                     }
                     let text = String::from_utf8_lossy(&buf).into_owned();
                     if let Some(name) = &echo {
-                        let tag = if stream == Stream::Stdout { "out" } else { "err" };
+                        let tag = if stream == Stream::Stdout {
+                            "out"
+                        } else {
+                            "err"
+                        };
                         eprintln!("[godot {name} {tag}] {text}");
                     }
                     if tx.send((stream, Instant::now(), text)).is_err() {
@@ -447,8 +466,18 @@ impl Agent {
             None
         };
         let (tx, rx) = mpsc::channel();
-        spawn_reader(Stream::Stdout, child.stdout.take().expect("piped stdout"), tx.clone(), echo.clone());
-        spawn_reader(Stream::Stderr, child.stderr.take().expect("piped stderr"), tx, echo);
+        spawn_reader(
+            Stream::Stdout,
+            child.stdout.take().expect("piped stdout"),
+            tx.clone(),
+            echo.clone(),
+        );
+        spawn_reader(
+            Stream::Stderr,
+            child.stderr.take().expect("piped stderr"),
+            tx,
+            echo,
+        );
 
         Ok(Agent {
             name: cfg.name.clone(),
@@ -673,10 +702,7 @@ impl Agent {
 
     /// Every RECV line seen so far, parsed (consumed or not).
     pub fn recvs(&mut self) -> Vec<Recv> {
-        self.lines()
-            .iter()
-            .filter_map(|l| Recv::parse(l))
-            .collect()
+        self.lines().iter().filter_map(|l| Recv::parse(l)).collect()
     }
 
     /// Number of stdout lines seen so far that match `pred`.
