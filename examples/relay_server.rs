@@ -30,7 +30,7 @@ enum CompressionArg {
 
 /// Godot 3 compatible ENet relay server.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// UDP port to listen on.
     #[arg(long, env = "RELAY_PORT", default_value_t = 7777)]
@@ -77,7 +77,20 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print and succeed.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first line already says what is wrong with which flag.
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if !(args.stats_interval >= 0.0 && args.stats_interval.is_finite()) {
         eprintln!("error: --stats-interval must be a number of seconds >= 0");

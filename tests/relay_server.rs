@@ -1,0 +1,555 @@
+//! The dedicated relay server as a process: flags, signals, stats, rate limit, idle cost, and
+//! the chat example talking through it. Spawns the built example binaries.
+
+use enet_multiplayer::{
+    Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer,
+    PeerEvent, Target, TransferMode,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// The example binary next to this test's profile directory; built with cargo if missing.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = profile_dir.join("examples").join(name);
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", name]);
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A spawned process whose stdout and stderr lines are collected on threads; killed on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (tx, lines) = mpsc::channel();
+        let out: ChildStdout = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(l);
+            }
+        });
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn relay(port: u16, extra: &[&str]) -> Proc {
+        let mut cmd = Command::new(example("relay_server"));
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--compression",
+            "none",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info");
+        let mut p = Proc::spawn(cmd);
+        p.wait_line(|l| l.contains("relay server on"), LIMIT);
+        p
+    }
+
+    fn pump(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+    }
+
+    /// Waits for a line matching `pred` among all lines so far and later ones.
+    fn wait_line(&mut self, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            self.pump();
+            if let Some(l) = self.seen.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            if start.elapsed() > limit {
+                panic!("no matching line; output so far:\n{}", self.seen.join("\n"));
+            }
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push(l);
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// utime + stime of the process, in clock ticks, from /proc.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Client {
+    peer: ENetMultiplayerPeer,
+    events: Vec<PeerEvent>,
+    got: Vec<(u32, Vec<u8>)>,
+}
+
+fn clients(port: u16, n: usize) -> Vec<Client> {
+    (0..n)
+        .map(|_| Client {
+            peer: ENetMultiplayerPeer::client("127.0.0.1", port)
+                .compression(Compression::None)
+                .build()
+                .unwrap(),
+            events: Vec::new(),
+            got: Vec::new(),
+        })
+        .collect()
+}
+
+fn pump_until(cs: &mut [Client], what: &str, done: impl Fn(&[Client]) -> bool) {
+    let start = Instant::now();
+    loop {
+        for c in cs.iter_mut() {
+            c.peer.poll_timeout(Duration::from_millis(1)).unwrap();
+            while let Some(e) = c.peer.pop_event() {
+                c.events.push(e);
+            }
+            while let Some(p) = c.peer.get_packet() {
+                c.got.push((p.from, p.data.to_vec()));
+            }
+        }
+        if done(cs) {
+            return;
+        }
+        assert!(start.elapsed() < LIMIT, "timed out waiting for {what}");
+    }
+}
+
+fn meshed(cs: &[Client]) -> bool {
+    cs.iter().all(|c| {
+        c.events
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::PeerConnected(_)))
+            .count()
+            == cs.len()
+    })
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default_and_env() {
+    let out = Command::new(example("relay_server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, default, env) in [
+        ("--port", Some("7777"), "RELAY_PORT"),
+        ("--max-clients", Some("32"), "RELAY_MAX_CLIENTS"),
+        ("--bind", Some("0.0.0.0"), "RELAY_BIND"),
+        ("--no-relay", None, "RELAY_NO_RELAY"),
+        ("--compression", Some("range-coder"), "RELAY_COMPRESSION"),
+        ("--channels", Some("255"), "RELAY_CHANNELS"),
+        ("--timeout-limit", Some("32"), "RELAY_TIMEOUT_LIMIT"),
+        ("--timeout-min-ms", Some("5000"), "RELAY_TIMEOUT_MIN_MS"),
+        ("--timeout-max-ms", Some("30000"), "RELAY_TIMEOUT_MAX_MS"),
+        ("--rate-limit", Some("0"), "RELAY_RATE_LIMIT"),
+        ("--stats-interval", Some("10"), "RELAY_STATS_INTERVAL"),
+        ("--stats-json", None, "RELAY_STATS_JSON"),
+        ("--busy-poll-us", Some("1000"), "RELAY_BUSY_POLL_US"),
+    ] {
+        let at = help
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} missing from --help:\n{help}"));
+        let section = &help[at..];
+        let end = section[2..]
+            .find("\n      --")
+            .map_or(section.len(), |e| e + 2);
+        let section = &section[..end];
+        assert!(
+            section.contains(&format!("[env: {env}=")),
+            "{flag}: env {env} in {section}"
+        );
+        if let Some(d) = default {
+            assert!(
+                section.contains(&format!("[default: {d}]")),
+                "{flag}: default {d} in {section}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    for args in [
+        vec!["--port", "seventy"],
+        vec!["--port", "70000"],
+        vec!["--max-clients", "0"],
+        vec!["--max-clients", "4096"],
+        vec!["--compression", "zip"],
+        vec!["--bind", "not-an-ip"],
+        vec!["--stats-interval", "-1"],
+        vec!["--frobnicate"],
+    ] {
+        let out = Command::new(example("relay_server"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error:"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn environment_variables_set_flags() {
+    let port = free_port();
+    let mut cmd = Command::new(example("relay_server"));
+    cmd.env("RELAY_PORT", port.to_string())
+        .env("RELAY_BIND", "127.0.0.1")
+        .env("RELAY_COMPRESSION", "none")
+        .env("RELAY_MAX_CLIENTS", "1")
+        .env("RUST_LOG", "info");
+    let mut relay = Proc::spawn(cmd);
+    relay.wait_line(
+        |l| l.contains(&format!("relay server on 127.0.0.1:{port} (max clients 1")),
+        LIMIT,
+    );
+    // max clients 1 from the environment: the second client is refused.
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "one accepted, one refused", |cs| {
+        cs.iter()
+            .any(|c| c.events.contains(&PeerEvent::ConnectionSucceeded))
+            && cs.iter().any(|c| {
+                c.events.iter().any(|e| {
+                    matches!(
+                        e,
+                        PeerEvent::ServerDisconnected(DisconnectReason::Refused(_))
+                            | PeerEvent::ConnectionFailed(DisconnectReason::Refused(_))
+                    )
+                })
+            })
+    });
+}
+
+#[test]
+fn port_in_use_exits_1_with_a_clear_message() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(example("relay_server"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains(&port.to_string()), "{err}");
+}
+
+fn sigterm_or_sigint_disconnects_everyone_and_exits_0(sig: &str) {
+    let port = free_port();
+    let mut relay = Proc::relay(port, &[]);
+    let mut cs = clients(port, 3);
+    pump_until(&mut cs, "the mesh", meshed);
+    let to = cs[1].peer.unique_id();
+    cs[0]
+        .peer
+        .send(
+            Target::Peer(to),
+            TransferMode::Reliable,
+            0,
+            b"through the relay",
+        )
+        .unwrap();
+    pump_until(&mut cs, "relayed traffic", |cs| !cs[1].got.is_empty());
+    assert_eq!(
+        cs[1].got[0],
+        (cs[0].peer.unique_id(), b"through the relay".to_vec())
+    );
+
+    let sent = Instant::now();
+    relay.signal(sig);
+    pump_until(&mut cs, "server_disconnected at every client", |cs| {
+        cs.iter().all(|c| {
+            c.events.contains(&PeerEvent::ServerDisconnected(
+                DisconnectReason::ServerClosed,
+            ))
+        })
+    });
+    let noticed = sent.elapsed();
+    let status = relay
+        .wait_exit(Duration::from_secs(1))
+        .expect("the relay exits within 1 s");
+    let exited = sent.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        noticed < Duration::from_secs(1),
+        "clients noticed after {noticed:?}"
+    );
+    for c in &cs {
+        assert_eq!(c.peer.connection_status(), ConnectionStatus::Disconnected);
+    }
+    relay.wait_line(|l| l.contains("shut down: 3 clients disconnected"), LIMIT);
+    eprintln!("{sig}: clients noticed after {noticed:?}, process exited after {exited:?}");
+}
+
+#[test]
+fn sigterm_disconnects_everyone_and_exits_0() {
+    sigterm_or_sigint_disconnects_everyone_and_exits_0("TERM");
+}
+
+#[test]
+fn sigint_disconnects_everyone_and_exits_0() {
+    sigterm_or_sigint_disconnects_everyone_and_exits_0("INT");
+}
+
+fn json_field(line: &str, key: &str) -> Option<f64> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[test]
+fn stats_lines_text_and_json() {
+    let port = free_port();
+    let mut relay = Proc::relay(port, &["--stats-interval", "0.2", "--stats-json"]);
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    for i in 0..50u32 {
+        cs[0]
+            .peer
+            .send(
+                Target::Broadcast,
+                TransferMode::Reliable,
+                0,
+                &i.to_le_bytes(),
+            )
+            .unwrap();
+    }
+    pump_until(&mut cs, "50 relayed", |cs| cs[1].got.len() == 50);
+    let line = relay.wait_line(
+        |l| l.starts_with('{') && json_field(l, "relayed_total") == Some(50.0),
+        LIMIT,
+    );
+    assert_eq!(json_field(&line, "peers"), Some(2.0), "{line}");
+    for key in [
+        "packets_in_per_s",
+        "bytes_in_per_s",
+        "packets_out_per_s",
+        "bytes_out_per_s",
+        "relayed_per_s",
+        "refused_total",
+        "rate_limited",
+        "spoofed_source",
+    ] {
+        assert!(json_field(&line, key).is_some(), "{key} in {line}");
+    }
+    drop(relay);
+    let mut text = Proc::relay(free_port(), &["--stats-interval", "0.2"]);
+    let l = text.wait_line(|l| l.starts_with("stats: peers=0"), LIMIT);
+    assert!(
+        l.contains("packets_in_per_s=") && l.contains("drops_total=0"),
+        "{l}"
+    );
+    // 0 turns stats off.
+    let mut quiet = Proc::relay(free_port(), &["--stats-interval", "0"]);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        quiet.pump();
+    }
+    assert!(
+        !quiet.seen.iter().any(|l| l.starts_with("stats:")),
+        "{:?}",
+        quiet.seen
+    );
+}
+
+#[test]
+fn a_flooding_client_is_limited_and_others_get_through() {
+    let port = free_port();
+    let mut relay = Proc::relay(
+        port,
+        &[
+            "--rate-limit",
+            "100",
+            "--stats-interval",
+            "0.2",
+            "--stats-json",
+        ],
+    );
+    let mut cs = clients(port, 3);
+    pump_until(&mut cs, "the mesh", meshed);
+    let victim = cs[2].peer.unique_id();
+    // The flooder sends 1000 packets at once; the honest client sends 20.
+    for i in 0..1000u32 {
+        cs[0]
+            .peer
+            .send(
+                Target::Peer(victim),
+                TransferMode::Reliable,
+                0,
+                &i.to_le_bytes(),
+            )
+            .unwrap();
+    }
+    for i in 0..20u32 {
+        cs[1]
+            .peer
+            .send(
+                Target::Peer(victim),
+                TransferMode::Reliable,
+                0,
+                &(10_000 + i).to_le_bytes(),
+            )
+            .unwrap();
+    }
+    let honest = cs[1].peer.unique_id();
+    pump_until(&mut cs, "the honest client's 20 packets", |cs| {
+        cs[2].got.iter().filter(|(from, _)| *from == honest).count() == 20
+    });
+    let line = relay.wait_line(
+        |l| json_field(l, "rate_limited").is_some_and(|n| n > 0.0),
+        LIMIT,
+    );
+    let limited = json_field(&line, "rate_limited").unwrap();
+    let flooded = cs[2].got.iter().filter(|(from, _)| *from != honest).count();
+    assert!(
+        flooded <= 200,
+        "at most ~limit per second of the flood passed: {flooded}"
+    );
+    assert!(limited >= 700.0, "the excess was counted: {line}");
+    assert!(cs
+        .iter()
+        .all(|c| c.peer.connection_status() == ConnectionStatus::Connected));
+}
+
+/// With 100 idle clients connected, the server sleeps in its socket: a busy loop would burn a
+/// whole core. The bound is loose (shared machine); the note reports the measured figure.
+#[test]
+fn idle_server_with_100_clients_uses_almost_no_cpu() {
+    let port = free_port();
+    let relay = Proc::relay(port, &["--max-clients", "200", "--stats-interval", "0"]);
+    let mut cs = clients(port, 100);
+    pump_until(&mut cs, "100 connections", |cs| {
+        cs.iter()
+            .all(|c| c.events.contains(&PeerEvent::ConnectionSucceeded))
+    });
+    // Idle: keep the clients' ENet alive (pings) while measuring the server process.
+    let ticks_per_s = 100.0; // Linux USER_HZ
+    let before = relay.cpu_ticks();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        for c in cs.iter_mut() {
+            c.peer.poll().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let used = (relay.cpu_ticks() - before) as f64 / ticks_per_s;
+    let share = used / start.elapsed().as_secs_f64();
+    eprintln!(
+        "idle relay with 100 clients: {:.2}% of a core",
+        share * 100.0
+    );
+    assert!(
+        share < 0.05,
+        "idle server used {:.1}% of a core",
+        share * 100.0
+    );
+}
+
+#[test]
+fn two_chat_clients_talk_through_the_relay() {
+    let port = free_port();
+    let _relay = Proc::relay(port, &[]);
+    let chat = |name: &str| {
+        let mut cmd = Command::new(example("chat"));
+        cmd.args(["--connect", &format!("127.0.0.1:{port}"), "--name", name])
+            .args(["--compression", "none"]);
+        Proc::spawn(cmd)
+    };
+    let mut ann = chat("Ann");
+    ann.wait_line(|l| l.starts_with("* connected as Ann"), LIMIT);
+    let mut bob = chat("Bob");
+    bob.wait_line(|l| l.starts_with("* connected as Bob"), LIMIT);
+    ann.wait_line(|l| l == "* Bob joined", LIMIT);
+    bob.wait_line(|l| l == "* Ann joined", LIMIT);
+    writeln!(ann.child.stdin.as_mut().unwrap(), "hello Bob").unwrap();
+    bob.wait_line(|l| l == "<Ann> hello Bob", LIMIT);
+    writeln!(bob.child.stdin.as_mut().unwrap(), "hi Ann").unwrap();
+    ann.wait_line(|l| l == "<Bob> hi Ann", LIMIT);
+    writeln!(ann.child.stdin.as_mut().unwrap(), "/quit").unwrap();
+    bob.wait_line(|l| l == "* Ann left", LIMIT);
+    assert_eq!(
+        ann.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
