@@ -11,15 +11,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod custom;
 mod enet;
 mod error;
+mod offline;
 mod peer;
 pub mod protocol;
 pub mod relay;
 
+pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, TotalStats};
 pub use enet_wrapper::Error as EnetError;
 pub use error::{Error, Result};
+pub use offline::OfflineMultiplayerPeer;
 pub use peer::{
     generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,
     PeerId, PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
