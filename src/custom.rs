@@ -639,6 +639,14 @@ impl CustomMultiplayerPeer {
 }
 
 impl MultiplayerPeer for CustomMultiplayerPeer {
+    fn queues(&self) -> &PeerQueues {
+        &self.queues
+    }
+
+    fn queues_mut(&mut self) -> &mut PeerQueues {
+        &mut self.queues
+    }
+
     /// Does nothing: the application delivers packets and reports peers directly.
     fn poll(&mut self) -> Result<()> {
         Ok(())
@@ -650,26 +658,10 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
         Ok(())
     }
 
-    fn pop_event(&mut self) -> Option<PeerEvent> {
-        self.queues.pop_event()
-    }
-
     /// Validates like the ENet peer (status, target, channel, size, then whether the target is
     /// connected) and hands the packet to the application as an [`Outgoing::Packet`].
     fn send(&mut self, target: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()> {
         self.send_inner(target, mode, channel, data)
-    }
-
-    fn get_packet(&mut self) -> Option<Packet> {
-        self.queues.pop_packet()
-    }
-
-    fn peek_packet(&self) -> Option<&Packet> {
-        self.queues.peek_packet()
-    }
-
-    fn get_available_packet_count(&self) -> usize {
-        self.queues.packet_count()
     }
 
     fn settings(&self) -> &SendSettings {

@@ -896,6 +896,14 @@ impl ENetMultiplayerPeer {
 }
 
 impl MultiplayerPeer for ENetMultiplayerPeer {
+    fn queues(&self) -> &PeerQueues {
+        &self.queues
+    }
+
+    fn queues_mut(&mut self) -> &mut PeerQueues {
+        &mut self.queues
+    }
+
     fn poll(&mut self) -> Result<()> {
         self.poll_inner(Duration::ZERO)
     }
@@ -904,24 +912,8 @@ impl MultiplayerPeer for ENetMultiplayerPeer {
         self.poll_inner(timeout)
     }
 
-    fn pop_event(&mut self) -> Option<PeerEvent> {
-        self.queues.pop_event()
-    }
-
     fn send(&mut self, target: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()> {
         self.send_inner(target, mode, channel, data)
-    }
-
-    fn get_packet(&mut self) -> Option<Packet> {
-        self.queues.pop_packet()
-    }
-
-    fn peek_packet(&self) -> Option<&Packet> {
-        self.queues.peek_packet()
-    }
-
-    fn get_available_packet_count(&self) -> usize {
-        self.queues.packet_count()
     }
 
     fn settings(&self) -> &SendSettings {

@@ -4,8 +4,8 @@
 use crate::custom::DEFAULT_MAX_PACKET_SIZE;
 use crate::error::{Error, Result};
 use crate::peer::{
-    ConnectionStatus, MultiplayerPeer, Packet, PeerEvent, PeerId, SendSettings, Target,
-    TransferMode, SERVER_ID,
+    ConnectionStatus, MultiplayerPeer, PeerId, PeerQueues, SendSettings, Target, TransferMode,
+    SERVER_ID,
 };
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ use std::time::Duration;
 pub struct OfflineMultiplayerPeer {
     settings: SendSettings,
     refuse: bool,
+    /// Always empty: nothing ever arrives.
+    queues: PeerQueues,
 }
 
 impl OfflineMultiplayerPeer {
@@ -43,6 +45,14 @@ impl OfflineMultiplayerPeer {
 }
 
 impl MultiplayerPeer for OfflineMultiplayerPeer {
+    fn queues(&self) -> &PeerQueues {
+        &self.queues
+    }
+
+    fn queues_mut(&mut self) -> &mut PeerQueues {
+        &mut self.queues
+    }
+
     /// Does nothing.
     fn poll(&mut self) -> Result<()> {
         Ok(())
@@ -51,11 +61,6 @@ impl MultiplayerPeer for OfflineMultiplayerPeer {
     /// Returns at once: nothing can arrive.
     fn poll_timeout(&mut self, _timeout: Duration) -> Result<()> {
         Ok(())
-    }
-
-    /// Always `None`.
-    fn pop_event(&mut self) -> Option<PeerEvent> {
-        None
     }
 
     /// Always [`Error::NotAllowed`]: an offline peer has nobody to send to.
@@ -67,21 +72,6 @@ impl MultiplayerPeer for OfflineMultiplayerPeer {
         _data: &[u8],
     ) -> Result<()> {
         Err(Error::NotAllowed("an offline peer has no peers to send to"))
-    }
-
-    /// Always `None`.
-    fn get_packet(&mut self) -> Option<Packet> {
-        None
-    }
-
-    /// Always `None`.
-    fn peek_packet(&self) -> Option<&Packet> {
-        None
-    }
-
-    /// Always 0.
-    fn get_available_packet_count(&self) -> usize {
-        0
     }
 
     fn settings(&self) -> &SendSettings {

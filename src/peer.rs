@@ -241,8 +241,9 @@ pub struct Packet {
 /// [`pop_event`](MultiplayerPeer::pop_event).
 ///
 /// # Implementing it for your own transport
-/// (Godot 4's `MultiplayerPeerExtension`.) Keep a [`PeerQueues`] and a [`SendSettings`], and
-/// most methods are one line:
+/// (Godot 4's `MultiplayerPeerExtension`.) Keep a [`PeerQueues`] and a [`SendSettings`] and
+/// hand them out; the queue and settings methods (`pop_event`, `get_packet`, `put_packet`,
+/// `set_target_peer`, ...) then come for free:
 ///
 /// ```
 /// use enet_multiplayer::{
@@ -258,14 +259,12 @@ pub struct Packet {
 /// impl MultiplayerPeer for Echo {
 ///     fn poll(&mut self) -> Result<()> { Ok(()) }
 ///     fn poll_timeout(&mut self, _timeout: Duration) -> Result<()> { Ok(()) }
-///     fn pop_event(&mut self) -> Option<PeerEvent> { self.queues.pop_event() }
 ///     fn send(&mut self, _to: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()> {
 ///         self.queues.push_packet(Packet { from: 1, channel, mode, data: data.to_vec().into() });
 ///         Ok(())
 ///     }
-///     fn get_packet(&mut self) -> Option<Packet> { self.queues.pop_packet() }
-///     fn peek_packet(&self) -> Option<&Packet> { self.queues.peek_packet() }
-///     fn get_available_packet_count(&self) -> usize { self.queues.packet_count() }
+///     fn queues(&self) -> &PeerQueues { &self.queues }
+///     fn queues_mut(&mut self) -> &mut PeerQueues { &mut self.queues }
 ///     fn settings(&self) -> &SendSettings { &self.settings }
 ///     fn settings_mut(&mut self) -> &mut SendSettings { &mut self.settings }
 ///     fn unique_id(&self) -> PeerId { 1 }
@@ -296,8 +295,16 @@ pub trait MultiplayerPeer {
     /// or `timeout` passes, so an idle server uses no CPU.
     fn poll_timeout(&mut self, timeout: Duration) -> Result<()>;
 
+    /// The event and received-packet queues that `poll` fills.
+    fn queues(&self) -> &PeerQueues;
+
+    /// Mutable access to the queues.
+    fn queues_mut(&mut self) -> &mut PeerQueues;
+
     /// The oldest event not yet taken.
-    fn pop_event(&mut self) -> Option<PeerEvent>;
+    fn pop_event(&mut self) -> Option<PeerEvent> {
+        self.queues_mut().pop_event()
+    }
 
     /// Sends `data` to the current target with the current transfer mode and channel.
     fn put_packet(&mut self, data: &[u8]) -> Result<()> {
@@ -309,13 +316,19 @@ pub trait MultiplayerPeer {
     fn send(&mut self, target: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()>;
 
     /// Takes the next received packet.
-    fn get_packet(&mut self) -> Option<Packet>;
+    fn get_packet(&mut self) -> Option<Packet> {
+        self.queues_mut().pop_packet()
+    }
 
     /// The next received packet, left in the queue.
-    fn peek_packet(&self) -> Option<&Packet>;
+    fn peek_packet(&self) -> Option<&Packet> {
+        self.queues().peek_packet()
+    }
 
     /// How many received packets wait.
-    fn get_available_packet_count(&self) -> usize;
+    fn get_available_packet_count(&self) -> usize {
+        self.queues().packet_count()
+    }
 
     /// The sender of the next packet.
     fn get_packet_peer(&self) -> Option<PeerId> {
@@ -415,7 +428,7 @@ pub struct SendSettings {
 
 /// The two queues every peer keeps: events and received packets. Public so that custom
 /// implementations of [`MultiplayerPeer`] can reuse it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PeerQueues {
     events: VecDeque<PeerEvent>,
     packets: VecDeque<Packet>,
