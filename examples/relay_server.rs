@@ -61,6 +61,11 @@ struct Args {
     /// Peer timeout: maximum milliseconds before a silent client is dropped.
     #[arg(long, env = "RELAY_TIMEOUT_MAX_MS", default_value_t = 30000)]
     timeout_max_ms: u32,
+    /// Longest a connection may stay half-open (handshake not completed), in milliseconds; forged
+    /// connect requests hold a slot this long at most.
+    #[arg(long, env = "RELAY_HANDSHAKE_TIMEOUT_MS", default_value_t = enet_multiplayer::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    handshake_timeout_ms: u32,
     /// Packets per second accepted from one client; the excess is dropped and counted (0 = no limit).
     #[arg(long, env = "RELAY_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
@@ -122,6 +127,7 @@ fn run(args: &Args) -> Result<(), String> {
         .channel_limit(usize::from(args.channels))
         .peer_timeout(args.timeout_limit, args.timeout_min_ms, args.timeout_max_ms)
         .rate_limit((args.rate_limit > 0).then_some(args.rate_limit))
+        .handshake_timeout_ms(args.handshake_timeout_ms)
         .build()
         .map_err(|e| match e {
             Error::Enet(enet_wrapper_error) if is_addr_in_use(&enet_wrapper_error) => format!(
@@ -147,7 +153,7 @@ fn run(args: &Args) -> Result<(), String> {
     let stats_every =
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last_traffic: Option<Instant> = None;
-    let mut last_stats = (Instant::now(), *server.stats());
+    let mut last_stats = (Instant::now(), server.stats());
     while !stop.load(Ordering::Relaxed) {
         let busy = last_traffic.is_some_and(|t| t.elapsed() < busy_window);
         let before = server.stats().packets_in;
@@ -180,7 +186,7 @@ fn run(args: &Args) -> Result<(), String> {
         if let Some(every) = stats_every {
             let elapsed = last_stats.0.elapsed();
             if elapsed >= every {
-                let now = *server.stats();
+                let now = server.stats();
                 println!(
                     "{}",
                     stats_line(&server, &last_stats.1, &now, elapsed, args.stats_json)

@@ -22,7 +22,7 @@ pub use enet_wrapper::Compression;
 const MAX_EVENTS_PER_POLL: usize = 8192;
 /// Extra ENet peer slots beyond `max_clients`, so a server can answer surplus connections with
 /// a refusal instead of silence.
-const SPARE_SLOTS: usize = 16;
+const SPARE_SLOTS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
@@ -64,7 +64,11 @@ pub struct ENetBuilder {
     flush_every_send: bool,
     max_packet_size: Option<usize>,
     rate_limit: Option<u32>,
+    handshake_ms: u32,
 }
+
+/// Default longest handshake a server waits for (see [`ENetBuilder::handshake_timeout_ms`]).
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 5000;
 
 impl ENetBuilder {
     fn new(mode: Mode) -> ENetBuilder {
@@ -82,6 +86,7 @@ impl ENetBuilder {
             flush_every_send: false,
             max_packet_size: None,
             rate_limit: None,
+            handshake_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
 
@@ -169,6 +174,15 @@ impl ENetBuilder {
         self
     }
 
+    /// Server: the longest a connection may stay half-open (connect request received, handshake
+    /// not completed) before its slot is freed, in milliseconds (default 5000; the peer timeout
+    /// applies if shorter). ENet's own default is about 30 s, which lets a flood of forged
+    /// connect requests lock new clients out that long.
+    pub fn handshake_timeout_ms(mut self, ms: u32) -> Self {
+        self.handshake_ms = ms;
+        self
+    }
+
     /// Creates the peer: a server starts listening, a client starts connecting.
     pub fn build(self) -> Result<ENetMultiplayerPeer> {
         if self.extra_channels > MAX_LOGICAL_CHANNEL {
@@ -219,11 +233,18 @@ impl ENetBuilder {
                         enet_wrapper::MAX_CHANNELS
                     )));
                 }
+                if self.handshake_ms == 0 {
+                    return Err(Error::InvalidConfig("handshake timeout of 0 ms".into()));
+                }
                 let bind = SocketAddrV4::new(self.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
                 let host = Host::new(
                     &base(Some(bind))
                         .peer_limit((max_clients + SPARE_SLOTS).min(enet_wrapper::MAX_PEERS))
-                        .channel_limit(limit),
+                        .channel_limit(limit)
+                        .handshake_timeout(Some(handshake_timeout(
+                            self.timeout,
+                            self.handshake_ms,
+                        ))),
                 )?;
                 log::info!("server listening on {bind} (max {max_clients} clients)");
                 Ok(ENetMultiplayerPeer::new(
@@ -258,6 +279,25 @@ impl ENetBuilder {
             }
         }
     }
+}
+
+/// The handshake timeout: the peer timeout (ENet's defaults for its zero values), each bound
+/// capped at `cap_ms`.
+fn handshake_timeout(peer: Option<(u32, u32, u32)>, cap_ms: u32) -> (u32, u32, u32) {
+    let (limit, min, max) = peer.unwrap_or((0, 0, 0));
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    (
+        or(limit, enet_sys_defaults::TIMEOUT_LIMIT),
+        or(min, enet_sys_defaults::TIMEOUT_MINIMUM).min(cap_ms),
+        or(max, enet_sys_defaults::TIMEOUT_MAXIMUM).min(cap_ms),
+    )
+}
+
+/// ENet 1.3's peer timeout defaults (`ENET_PEER_TIMEOUT_*`).
+mod enet_sys_defaults {
+    pub const TIMEOUT_LIMIT: u32 = 32;
+    pub const TIMEOUT_MINIMUM: u32 = 5000;
+    pub const TIMEOUT_MAXIMUM: u32 = 30000;
 }
 
 fn resolve(address: &str, port: u16) -> Result<SocketAddrV4> {
@@ -317,6 +357,9 @@ pub struct TotalStats {
     pub relayed: u64,
     /// Connections refused.
     pub refused: u64,
+    /// Server: incoming handshakes started, completed or not (a flood of forged connect
+    /// requests shows here and nowhere else).
+    pub handshakes: u64,
     /// Dropped packets, by reason.
     pub drops: DropCounts,
 }
@@ -392,6 +435,8 @@ pub struct ENetMultiplayerPeer {
     queues: PeerQueues,
     settings: SendSettings,
     stats: TotalStats,
+    /// ENet's rejections (oversize, channel) of hosts already closed.
+    closed_rejects: (u64, u64),
 }
 
 impl ENetMultiplayerPeer {
@@ -433,6 +478,7 @@ impl ENetMultiplayerPeer {
             queues: PeerQueues::default(),
             settings: SendSettings::default(),
             stats: TotalStats::default(),
+            closed_rejects: (0, 0),
         }
     }
 
@@ -441,9 +487,25 @@ impl ENetMultiplayerPeer {
         self.host.as_ref()?.local_address().ok().map(|a| a.port())
     }
 
-    /// Totals since creation: traffic, relayed packets, refusals and drops by reason.
-    pub fn stats(&self) -> &TotalStats {
-        &self.stats
+    /// Totals since creation: traffic, relayed packets, refusals, handshakes and drops by
+    /// reason (including what ENet rejected: oversize payloads, channels a connection lacks).
+    pub fn stats(&self) -> TotalStats {
+        let mut s = self.stats;
+        if let Some(host) = self.host.as_ref() {
+            let (oversize, channel) = host.rejected();
+            s.drops
+                .set(DropReason::Oversize, self.closed_rejects.0 + oversize);
+            s.drops.set(
+                DropReason::ChannelOutOfRange,
+                self.closed_rejects.1 + channel,
+            );
+            s.handshakes += host.handshakes_started();
+        } else {
+            s.drops.set(DropReason::Oversize, self.closed_rejects.0);
+            s.drops
+                .set(DropReason::ChannelOutOfRange, self.closed_rejects.1);
+        }
+        s
     }
 
     /// Ids of the connected peers: on a server its clients; on a client the server and the
@@ -480,6 +542,9 @@ impl ENetMultiplayerPeer {
         let (handle, drops) = self.handle_of(id)?;
         let host = self.host.as_ref().ok_or(Error::UnknownPeer(id))?;
         let info = host.peer_info(handle)?;
+        let mut drops = *drops;
+        drops.set(DropReason::Oversize, info.rejected_oversize);
+        drops.set(DropReason::ChannelOutOfRange, info.rejected_channel);
         Ok(PeerStats {
             address: info.address,
             round_trip_time: info.round_trip_time,
@@ -489,7 +554,7 @@ impl ENetMultiplayerPeer {
             bytes_sent: info.bytes_sent,
             packets_received: info.packets_received,
             bytes_received: info.bytes_received,
-            drops: *drops,
+            drops,
         })
     }
 
@@ -785,7 +850,12 @@ impl ENetMultiplayerPeer {
 
     /// Forgets the connection state after the host is gone (received packets stay queued).
     fn shut_down(&mut self) {
-        self.host = None;
+        if let Some(host) = self.host.take() {
+            let (oversize, channel) = host.rejected();
+            self.closed_rejects.0 += oversize;
+            self.closed_rejects.1 += channel;
+            self.stats.handshakes += host.handshakes_started();
+        }
         self.server = None;
         self.clients.clear();
         self.known.clear();

@@ -20,7 +20,10 @@ pub mod protocol;
 pub mod relay;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
-pub use enet::{Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, TotalStats};
+pub use enet::{
+    Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, TotalStats,
+    DEFAULT_HANDSHAKE_TIMEOUT_MS,
+};
 pub use enet_wrapper::Error as EnetError;
 pub use error::{Error, Result};
 pub use offline::OfflineMultiplayerPeer;

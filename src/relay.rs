@@ -60,11 +60,15 @@ pub enum DropReason {
     UnknownSender,
     /// Over the per-client packet rate limit.
     RateLimited,
+    /// A payload above the maximum packet size (rejected inside ENet, counted on the way in).
+    Oversize,
+    /// A channel the connection did not negotiate (rejected inside ENet, counted on the way in).
+    ChannelOutOfRange,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`DropReason::index`].
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::ShortPacket,
         DropReason::SpoofedSource,
         DropReason::UnknownTarget,
@@ -74,6 +78,8 @@ impl DropReason {
         DropReason::BadSystemMessage,
         DropReason::UnknownSender,
         DropReason::RateLimited,
+        DropReason::Oversize,
+        DropReason::ChannelOutOfRange,
     ];
 
     /// A short snake_case name for logs and stats.
@@ -88,6 +94,8 @@ impl DropReason {
             DropReason::BadSystemMessage => "bad_system_message",
             DropReason::UnknownSender => "unknown_sender",
             DropReason::RateLimited => "rate_limited",
+            DropReason::Oversize => "oversize",
+            DropReason::ChannelOutOfRange => "channel_out_of_range",
         }
     }
 
@@ -105,6 +113,11 @@ impl DropCounts {
     /// Counts one drop.
     pub fn add(&mut self, reason: DropReason) {
         self.0[reason.index()] += 1;
+    }
+
+    /// Sets the count for one reason (for counts kept elsewhere, such as ENet's rejections).
+    pub fn set(&mut self, reason: DropReason, count: u64) {
+        self.0[reason.index()] = count;
     }
 
     /// Drops for one reason.

@@ -751,3 +751,30 @@ fn boxed_peers_switch_at_run_time() {
     c.wait_mesh();
     suite::every_target_with_every_mode(&mut c);
 }
+
+#[test]
+fn data_enet_rejects_is_counted_by_reason() {
+    // The client allows bigger packets than the server: the server's ENet rejects them before
+    // any event, and the server counts them per peer and in total.
+    let mut c = enet_cluster(1, enet_server().max_packet_size(100), |c| {
+        c.max_packet_size(1000)
+    });
+    let id = c.nodes[1].id();
+    c.nodes[1]
+        .peer
+        .send(Target::Server, TransferMode::Unreliable, 0, &[7; 500])
+        .unwrap();
+    c.nodes[1]
+        .peer
+        .send(Target::Server, TransferMode::Reliable, 0, b"small")
+        .unwrap();
+    c.wait("the small packet", |c| c.nodes[0].packets.len() == 1);
+    assert_eq!(&c.nodes[0].packets[0].data[..], b"small");
+    let per_peer = c.nodes[0].peer.peer_stats(id).unwrap().drops;
+    assert!(per_peer.get(DropReason::Oversize) >= 1, "{per_peer:?}");
+    assert_eq!(
+        c.nodes[0].peer.stats().drops.get(DropReason::Oversize),
+        per_peer.get(DropReason::Oversize)
+    );
+    assert!(c.nodes[0].peer.stats().handshakes >= 1);
+}

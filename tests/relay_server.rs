@@ -224,6 +224,11 @@ fn help_lists_every_flag_with_its_default_and_env() {
         ("--stats-interval", Some("10"), "RELAY_STATS_INTERVAL"),
         ("--stats-json", None, "RELAY_STATS_JSON"),
         ("--busy-poll-us", Some("1000"), "RELAY_BUSY_POLL_US"),
+        (
+            "--handshake-timeout-ms",
+            Some("5000"),
+            "RELAY_HANDSHAKE_TIMEOUT_MS",
+        ),
     ] {
         let at = help
             .find(flag)

@@ -2,6 +2,7 @@
 
 use crate::address::{from_enet, to_enet};
 use crate::init::InitGuard;
+use crate::inspect::{first_rejection, Reject};
 use crate::{Error, Packet, Result};
 use enet_sys::{ENetEvent, ENetHost, ENetPeer};
 use std::cell::Cell;
@@ -56,6 +57,12 @@ pub struct HostConfig {
     pub compression: Compression,
     /// Largest packet this host sends or accepts; `None` keeps ENet's 32 MiB.
     pub max_packet_size: Option<usize>,
+    /// Timeout (`limit`, `min_ms`, `max_ms`, as [`PeerMut::set_timeout`]) for incoming
+    /// connections still in their handshake. ENet gives a half-open handshake its default
+    /// lifetime (about 30 s), so a flood of forged connect requests could hold every slot that
+    /// long; a short handshake timeout frees them sooner. Once connected, a peer gets ENet's
+    /// defaults back (change them with `set_timeout`). `None` keeps ENet's default.
+    pub handshake_timeout: Option<(u32, u32, u32)>,
 }
 
 impl HostConfig {
@@ -77,6 +84,7 @@ impl HostConfig {
             outgoing_bandwidth: 0,
             compression: Compression::None,
             max_packet_size: None,
+            handshake_timeout: None,
         }
     }
 
@@ -114,6 +122,12 @@ impl HostConfig {
     /// Sets [`HostConfig::max_packet_size`].
     pub fn max_packet_size(mut self, bytes: Option<usize>) -> Self {
         self.max_packet_size = bytes;
+        self
+    }
+
+    /// Sets [`HostConfig::handshake_timeout`].
+    pub fn handshake_timeout(mut self, timeout: Option<(u32, u32, u32)>) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -237,6 +251,12 @@ pub struct PeerInfo {
     pub timeout: (u32, u32, u32),
     /// Current packet throttle, 0 ..= 32 (`ENET_PEER_PACKET_THROTTLE_SCALE`).
     pub throttle: u32,
+    /// Datagrams from this peer that ENet rejected because a payload exceeded the host's
+    /// maximum packet size (ENet drops them before any event; counted by looking at them).
+    pub rejected_oversize: u64,
+    /// Datagrams from this peer that ENet rejected because they used a channel the connection
+    /// did not negotiate.
+    pub rejected_channel: u64,
 }
 
 /// What a host reported from [`Host::service`] or [`Host::check_events`].
@@ -291,6 +311,10 @@ struct Slot {
     bytes_sent: u64,
     packets_received: u64,
     bytes_received: u64,
+    rejected_oversize: u64,
+    rejected_channel: u64,
+    /// The connectID of the half-open handshake given the handshake timeout (0 = none).
+    handshake: u32,
 }
 
 /// Tokens are unique across all hosts of the process, so a handle never matches another host.
@@ -300,33 +324,53 @@ fn next_token() -> u64 {
     NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
 }
 
+/// What the intercept trampoline works with while one host is being serviced. Owned by the
+/// host (boxed, so its address is stable) and reachable from C only during a service call.
+struct Hooks {
+    /// The application's intercept, if any.
+    user: Option<Box<InterceptFn>>,
+    /// A connect request arrived: new half-open handshakes may need their timeout.
+    handshake_seen: bool,
+    /// Datagrams ENet is about to reject, by peer slot.
+    rejects: Vec<(usize, Reject)>,
+    /// Room to decompress a datagram into, to look at it.
+    scratch: Vec<u8>,
+}
+
 thread_local! {
-    /// The intercept callback of the host being serviced on this thread, if any.
-    static CURRENT_INTERCEPT: Cell<Option<*mut InterceptFn>> = const { Cell::new(None) };
+    /// The hooks of the host being serviced on this thread, if any.
+    static CURRENT_HOOKS: Cell<*mut Hooks> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// Installs a host's intercept for the duration of one service call, restoring what was there.
-struct InterceptScope(Option<*mut InterceptFn>);
+/// Installs a host's hooks for the duration of one service call, restoring what was there.
+struct HookScope(*mut Hooks);
 
-impl InterceptScope {
-    fn enter(f: Option<&mut Box<InterceptFn>>) -> InterceptScope {
-        let ptr = f.map(|b| &mut **b as *mut InterceptFn);
-        InterceptScope(CURRENT_INTERCEPT.with(|c| c.replace(ptr)))
+impl HookScope {
+    fn enter(hooks: &mut Hooks) -> HookScope {
+        HookScope(CURRENT_HOOKS.with(|c| c.replace(hooks as *mut Hooks)))
     }
 }
 
-impl Drop for InterceptScope {
+impl Drop for HookScope {
     fn drop(&mut self) {
-        CURRENT_INTERCEPT.with(|c| c.set(self.0));
+        CURRENT_HOOKS.with(|c| c.set(self.0));
     }
 }
+
+const PEER_ID_MASK: u16 = 0x0FFF;
+const HEADER_FLAG_SENT_TIME: u16 =
+    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_SENT_TIME as u16;
+const HEADER_FLAG_COMPRESSED: u16 =
+    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_COMPRESSED as u16;
 
 unsafe extern "C" fn intercept_trampoline(host: *mut ENetHost, _event: *mut ENetEvent) -> c_int {
-    let Some(f) = CURRENT_INTERCEPT.with(|c| c.get()) else {
+    let hooks = CURRENT_HOOKS.with(|c| c.get());
+    if hooks.is_null() {
         return 0;
-    };
+    }
     // SAFETY: ENet calls this from inside enet_host_service on this thread, with `host` valid
-    // and `receivedData` holding `receivedDataLength` bytes just read from the socket.
+    // and `receivedData` holding `receivedDataLength` bytes just read from the socket; the slice
+    // is only used during this call, before ENet reuses the buffer.
     let (data, from) = unsafe {
         let h = &*host;
         let data = if h.receivedData.is_null() {
@@ -336,17 +380,90 @@ unsafe extern "C" fn intercept_trampoline(host: *mut ENetHost, _event: *mut ENet
         };
         (data, from_enet(&h.receivedAddress))
     };
-    // SAFETY: the pointer was set by `InterceptScope::enter` from a `&mut Box` owned by the host
+    // SAFETY: the pointer was set by `HookScope::enter` from a `&mut Hooks` owned by the host
     // being serviced, which the `&mut self` of the service call keeps alive and unaliased; the
-    // scope is dropped (and the pointer removed) before that borrow ends.
-    let f = unsafe { &mut *f };
-    match catch_unwind(AssertUnwindSafe(|| f(data, from))) {
-        Ok(Intercept::Pass) => 0,
-        Ok(Intercept::Drop) => 1,
-        Err(_) => {
-            log::error!("intercept callback panicked; the datagram from {from} is dropped");
-            1
+    // scope is dropped (and the pointer restored) before that borrow ends.
+    let hooks = unsafe { &mut *hooks };
+    if let Some(f) = hooks.user.as_mut() {
+        match catch_unwind(AssertUnwindSafe(|| f(data, from))) {
+            Ok(Intercept::Pass) => {}
+            Ok(Intercept::Drop) => return 1,
+            Err(_) => {
+                log::error!("intercept callback panicked; the datagram from {from} is dropped");
+                return 1;
+            }
         }
+    }
+    // SAFETY: as above: `host` is valid for the duration of this call.
+    let host = unsafe { &*host };
+    if catch_unwind(AssertUnwindSafe(|| look_at_datagram(host, hooks, data))).is_err() {
+        log::error!("datagram inspection panicked; the datagram from {from} is left to ENet");
+    }
+    0
+}
+
+/// Notes connect requests and the data ENet is about to reject (see `inspect`).
+fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
+    let Some(word) = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return;
+    };
+    let slot = usize::from(word & PEER_ID_MASK);
+    if slot == usize::from(PEER_ID_MASK) {
+        hooks.handshake_seen = true;
+        return;
+    }
+    if slot >= host.peerCount {
+        return;
+    }
+    // SAFETY: slot < peerCount, a peer of this valid host; read-only.
+    let peer = unsafe { &*host.peers.add(slot) };
+    let live = peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_CONNECTED
+        || peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_DISCONNECT_LATER;
+    if !live
+        || peer.address.host != host.receivedAddress.host
+        || peer.address.port != host.receivedAddress.port
+    {
+        return; // ENet ignores it without looking further.
+    }
+    let mut header = if word & HEADER_FLAG_SENT_TIME != 0 {
+        4
+    } else {
+        2
+    };
+    if host.checksum.is_some() {
+        header += 4;
+    }
+    let Some(body) = data.get(header..) else {
+        return;
+    };
+    let body = if word & HEADER_FLAG_COMPRESSED != 0 {
+        let Some(decompress) = host.compressor.decompress else {
+            return;
+        };
+        hooks
+            .scratch
+            .resize(enet_sys::ENET_PROTOCOL_MAXIMUM_MTU as usize, 0);
+        // SAFETY: the host's own decompressor and context (ENet uses them the same way right
+        // after this callback; the range coder resets its state on every call); input and
+        // output buffers are valid for the lengths given.
+        let n = unsafe {
+            decompress(
+                host.compressor.context,
+                body.as_ptr(),
+                body.len(),
+                hooks.scratch.as_mut_ptr(),
+                hooks.scratch.len(),
+            )
+        };
+        if n == 0 || n > hooks.scratch.len() {
+            return;
+        }
+        &hooks.scratch[..n]
+    } else {
+        body
+    };
+    if let Some(r) = first_rejection(body, peer.channelCount, host.maximumPacketSize) {
+        hooks.rejects.push((slot, r));
     }
 }
 
@@ -379,7 +496,10 @@ unsafe extern "C" fn intercept_trampoline(host: *mut ENetHost, _event: *mut ENet
 pub struct Host {
     raw: NonNull<ENetHost>,
     slots: Vec<Slot>,
-    intercept: Option<Box<InterceptFn>>,
+    hooks: Box<Hooks>,
+    handshake_timeout: Option<(u32, u32, u32)>,
+    handshakes: u64,
+    rejected: (u64, u64),
     _init: InitGuard,
 }
 
@@ -420,9 +540,20 @@ impl Host {
         let mut host = Host {
             raw,
             slots: vec![Slot::default(); config.peer_limit],
-            intercept: None,
+            hooks: Box::new(Hooks {
+                user: None,
+                handshake_seen: false,
+                rejects: Vec::new(),
+                scratch: Vec::new(),
+            }),
+            handshake_timeout: config.handshake_timeout,
+            handshakes: 0,
+            rejected: (0, 0),
             _init: init,
         };
+        // SAFETY: a plain field of a valid host; the trampoline only acts inside service calls,
+        // where `HookScope` has installed this host's hooks.
+        unsafe { host.raw.as_mut().intercept = Some(intercept_trampoline) };
         if config.compression == Compression::RangeCoder {
             // SAFETY: the host is valid; ENet frees the coder in enet_host_destroy.
             if unsafe { enet_sys::enet_host_compress_with_range_coder(host.raw.as_ptr()) } != 0 {
@@ -511,15 +642,18 @@ impl Host {
     /// may drop it. A panic inside the callback is caught (it never unwinds into C), logged, and
     /// the datagram is dropped.
     pub fn set_intercept(&mut self, f: Option<Box<InterceptFn>>) {
-        self.intercept = f;
-        let cb: enet_sys::ENetInterceptCallback = if self.intercept.is_some() {
-            Some(intercept_trampoline)
-        } else {
-            None
-        };
-        // SAFETY: a plain field of a valid host; the trampoline only runs inside service calls,
-        // where `InterceptScope` has installed this host's callback.
-        unsafe { self.raw.as_mut().intercept = cb };
+        self.hooks.user = f;
+    }
+
+    /// Incoming handshakes started since the host was created (completed or not).
+    pub fn handshakes_started(&self) -> u64 {
+        self.handshakes
+    }
+
+    /// Datagrams ENet rejected since the host was created: (oversize payload, channel the
+    /// connection lacks). Per peer, see [`PeerInfo`].
+    pub fn rejected(&self) -> (u64, u64) {
+        self.rejected
     }
 
     /// Starts a connection to `address` asking for `channels` channels (1..=255), passing `data`
@@ -563,10 +697,11 @@ impl Host {
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let mut event = empty_event();
         let rc = {
-            let _scope = InterceptScope::enter(self.intercept.as_mut());
-            // SAFETY: valid host and event out-pointer; the intercept scope covers the call.
+            let _scope = HookScope::enter(&mut self.hooks);
+            // SAFETY: valid host and event out-pointer; the hook scope covers the call.
             unsafe { enet_sys::enet_host_service(self.raw.as_ptr(), &mut event, ms) }
         };
+        self.after_receive();
         self.finish_event(rc, &event)
     }
 
@@ -657,6 +792,8 @@ impl Host {
             ping_interval: p.pingInterval,
             timeout: (p.timeoutLimit, p.timeoutMinimum, p.timeoutMaximum),
             throttle: p.packetThrottle,
+            rejected_oversize: slot.rejected_oversize,
+            rejected_channel: slot.rejected_channel,
         }
     }
 
@@ -696,6 +833,51 @@ impl Host {
         Ok(raw)
     }
 
+    /// Books what the trampoline saw during a service call: rejected data, and new half-open
+    /// handshakes (which get the handshake timeout).
+    fn after_receive(&mut self) {
+        for (index, reject) in std::mem::take(&mut self.hooks.rejects) {
+            let slot = &mut self.slots[index];
+            let (count, total, what) = match reject {
+                Reject::Oversize => (
+                    &mut slot.rejected_oversize,
+                    &mut self.rejected.0,
+                    "oversize packet",
+                ),
+                Reject::Channel => (
+                    &mut slot.rejected_channel,
+                    &mut self.rejected.1,
+                    "channel beyond the connection's",
+                ),
+            };
+            *count += 1;
+            *total += 1;
+            if *count == 1 {
+                log::warn!("ENet dropped data from peer slot {index}: {what}");
+            } else {
+                log::debug!("ENet dropped data from peer slot {index}: {what}");
+            }
+        }
+        if !std::mem::take(&mut self.hooks.handshake_seen) {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            // SAFETY: i < peerCount; a peer of this valid host.
+            let peer = unsafe { &mut *self.host().peers.add(i) };
+            if peer.state != enet_sys::_ENetPeerState_ENET_PEER_STATE_ACKNOWLEDGING_CONNECT
+                || self.slots[i].handshake == peer.connectID
+            {
+                continue;
+            }
+            self.slots[i].handshake = peer.connectID;
+            self.handshakes += 1;
+            if let Some((limit, min, max)) = self.handshake_timeout {
+                // SAFETY: a live peer slot of this host.
+                unsafe { enet_sys::enet_peer_timeout(peer, limit, min, max) };
+            }
+        }
+    }
+
     fn index_of(&self, peer: *const ENetPeer) -> usize {
         // SAFETY: ENet only hands out pointers into its own peer array.
         let offset = unsafe { peer.offset_from(self.host().peers) };
@@ -724,6 +906,11 @@ impl Host {
             enet_sys::_ENetEventType_ENET_EVENT_TYPE_CONNECT => {
                 // SAFETY: the event's peer is a slot of this host.
                 let connect_id = unsafe { (*event.peer).connectID };
+                if slot.handshake == connect_id && self.handshake_timeout.is_some() {
+                    // The handshake is over: ENet's default timeouts again.
+                    // SAFETY: the event's peer is a live slot of this host.
+                    unsafe { enet_sys::enet_peer_timeout(event.peer, 0, 0, 0) };
+                }
                 // An outgoing connection keeps the handle `connect` returned.
                 if slot.token == 0 || slot.connect_id != connect_id {
                     *slot = Slot {

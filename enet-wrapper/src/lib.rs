@@ -19,6 +19,7 @@ mod address;
 mod error;
 mod host;
 mod init;
+mod inspect;
 mod packet;
 
 pub use error::{Error, Result};

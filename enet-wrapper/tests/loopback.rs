@@ -470,3 +470,81 @@ fn connecting_to_nobody_ends_in_a_disconnect_event() {
         .iter()
         .any(|(_, e)| matches!(e, Event::Disconnect { peer, .. } if *peer == h)));
 }
+
+#[test]
+fn oversize_data_is_counted_when_enet_rejects_it() {
+    for compression in [Compression::None, Compression::RangeCoder] {
+        let mut s = Host::new(
+            &HostConfig::server("127.0.0.1:0".parse().unwrap())
+                .peer_limit(2)
+                .channel_limit(2)
+                .compression(compression)
+                .max_packet_size(Some(1000)),
+        )
+        .unwrap();
+        let mut c = Host::new(
+            &HostConfig::client()
+                .channel_limit(2)
+                .compression(compression),
+        )
+        .unwrap();
+        let (on_server, to_server) = connect_pair(&mut s, &mut c, 2, 0);
+        // The client's own limit is ENet's 32 MiB, so it sends; the server's ENet rejects.
+        c.peer_mut(to_server)
+            .unwrap()
+            .send(
+                1,
+                Packet::new(&[1u8; 1200], PacketFlags::UNSEQUENCED).unwrap(),
+            )
+            .unwrap();
+        c.peer_mut(to_server)
+            .unwrap()
+            .send(1, Packet::new(b"fine", PacketFlags::RELIABLE).unwrap())
+            .unwrap();
+        let events = pump_until(&mut [&mut s, &mut c], |ev| !received(ev, 0).is_empty());
+        assert_eq!(
+            received(&events, 0).len(),
+            1,
+            "only the small packet arrives"
+        );
+        let info = s.peer_info(on_server).unwrap();
+        assert!(info.rejected_oversize >= 1, "{compression:?}: {info:?}");
+        assert_eq!(info.rejected_channel, 0);
+        assert_eq!(s.rejected().0, info.rejected_oversize);
+    }
+}
+
+#[test]
+fn half_open_handshakes_time_out_with_the_handshake_timeout() {
+    let mut s = Host::new(
+        &HostConfig::server("127.0.0.1:0".parse().unwrap())
+            .peer_limit(1)
+            .channel_limit(1)
+            .handshake_timeout(Some((1, 200, 400))),
+    )
+    .unwrap();
+    // A deaf client: it sends its connect request but never hears the answer, so the server's
+    // only slot stays half-open.
+    let mut deaf = client(1);
+    deaf.set_intercept(Some(Box::new(|_: &[u8], _| Intercept::Drop)));
+    let h = deaf.connect(addr(&s), 1, 0).unwrap();
+    deaf.peer_mut(h).unwrap().set_timeout(1, 200, 400);
+    let start = Instant::now();
+    while s.handshakes_started() == 0 {
+        assert!(start.elapsed() < DEADLINE);
+        s.service(Duration::from_millis(1)).unwrap();
+        deaf.service(Duration::ZERO).unwrap();
+    }
+    // Within the handshake timeout the slot frees and a real client gets in.
+    let mut real = client(1);
+    let started = Instant::now();
+    let (on_server, _) = connect_pair(&mut s, &mut real, 1, 7);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once connected, the peer has ENet's default timeouts again.
+    let info = s.peer_info(on_server).unwrap();
+    assert_eq!(info.timeout, (32, 5000, 30000));
+}
