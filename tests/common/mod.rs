@@ -9,8 +9,12 @@ use enet_multiplayer::{
 };
 use std::time::{Duration, Instant};
 
-/// How long any single wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(15);
+/// How long any single wait may take before the test fails: 15 s, or ten times that under
+/// valgrind (`ENET_MP_VALGRIND=1`, set by scripts/valgrind.sh), which runs code ~50x slower.
+pub fn deadline() -> Duration {
+    let slow = std::env::var("ENET_MP_VALGRIND").is_ok_and(|v| v == "1");
+    Duration::from_secs(if slow { 150 } else { 15 })
+}
 
 /// One peer and everything it reported so far.
 pub struct Node<P: MultiplayerPeer + ?Sized = dyn MultiplayerPeer> {
@@ -103,9 +107,9 @@ impl<P: MultiplayerPeer + ?Sized> Cluster<P> {
         }
     }
 
-    /// Pumps until `done` holds; fails the test, showing every node's events, after DEADLINE.
+    /// Pumps until `done` holds; fails the test, showing every node's events, after `deadline()`.
     pub fn wait(&mut self, what: &str, done: impl Fn(&Cluster<P>) -> bool) {
-        self.wait_for(what, DEADLINE, done)
+        self.wait_for(what, deadline(), done)
     }
 
     pub fn wait_for(&mut self, what: &str, limit: Duration, done: impl Fn(&Cluster<P>) -> bool) {
