@@ -565,11 +565,14 @@ impl ENetMultiplayerPeer {
 
     fn poll_inner(&mut self, timeout: Duration) -> Result<()> {
         let mut wait = timeout;
+        let mut drained = false;
         for _ in 0..MAX_EVENTS_PER_POLL {
             let Some(host) = self.host.as_mut() else {
                 return Ok(());
             };
             let Some(event) = host.service(wait)? else {
+                // A service call that returns no event has sent everything queued.
+                drained = true;
                 break;
             };
             wait = Duration::ZERO;
@@ -578,8 +581,11 @@ impl ENetMultiplayerPeer {
                 Role::Client => self.client_event(event),
             }
         }
-        if let Some(host) = self.host.as_mut() {
-            host.flush();
+        if !drained {
+            // Stopped at the event cap: what the handled events queued still has to go out.
+            if let Some(host) = self.host.as_mut() {
+                host.flush();
+            }
         }
         Ok(())
     }
