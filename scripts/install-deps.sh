@@ -5,12 +5,14 @@
 # Idempotent: installs nothing that is already there. Set ENET_MP_SKIP_GODOT=1 to skip Godot.
 set -euo pipefail
 
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
 need=()
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null &&
-    ! compgen -G "/usr/lib/*/libclang*.so*" >/dev/null; then
-    need+=(libclang-dev)
-fi
+# libclang-dev, not any libclang*: the base image's libclang-cpp does not serve bindgen.
+installed cmake || command -v cmake >/dev/null 2>&1 || need+=(cmake)
+installed libclang-dev || need+=(libclang-dev)
 if [ "${ENET_MP_SKIP_GODOT:-0}" != 1 ] && ! command -v godot3-server >/dev/null 2>&1; then
     need+=(godot3-server)
 fi
