@@ -174,10 +174,11 @@ impl ENetBuilder {
         self
     }
 
-    /// Server: the longest a connection may stay half-open (connect request received, handshake
-    /// not completed) before its slot is freed, in milliseconds (default 5000; the peer timeout
-    /// applies if shorter). ENet's own default is about 30 s, which lets a flood of forged
-    /// connect requests lock new clients out that long.
+    /// Server: when three quarters or more of the peer slots are taken, the longest a connection
+    /// may stay half-open (connect request received, handshake not completed) before its slot
+    /// is freed, in milliseconds (default 5000; the peer timeout applies if shorter). ENet's own
+    /// default is about 30 s, which would let a flood of forged connect requests lock new
+    /// clients out that long; with slots to spare, handshakes keep ENet's patient defaults.
     pub fn handshake_timeout_ms(mut self, ms: u32) -> Self {
         self.handshake_ms = ms;
         self

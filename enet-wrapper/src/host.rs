@@ -58,10 +58,12 @@ pub struct HostConfig {
     /// Largest packet this host sends or accepts; `None` keeps ENet's 32 MiB.
     pub max_packet_size: Option<usize>,
     /// Timeout (`limit`, `min_ms`, `max_ms`, as [`PeerMut::set_timeout`]) for incoming
-    /// connections still in their handshake. ENet gives a half-open handshake its default
-    /// lifetime (about 30 s), so a flood of forged connect requests could hold every slot that
-    /// long; a short handshake timeout frees them sooner. Once connected, a peer gets ENet's
-    /// defaults back (change them with `set_timeout`). `None` keeps ENet's default.
+    /// connections still in their handshake, applied while three quarters or more of the peer
+    /// slots are taken. ENet gives a half-open handshake its default lifetime (about 30 s), so a
+    /// flood of forged connect requests could hold every slot that long; under that pressure a
+    /// short handshake timeout frees them sooner, while with room to spare handshakes keep ENet's
+    /// patient defaults (lossy links need them). Once connected, a peer gets ENet's defaults back
+    /// (change them with `set_timeout`). `None` never shortens handshakes.
     pub handshake_timeout: Option<(u32, u32, u32)>,
 }
 
@@ -313,8 +315,10 @@ struct Slot {
     bytes_received: u64,
     rejected_oversize: u64,
     rejected_channel: u64,
-    /// The connectID of the half-open handshake given the handshake timeout (0 = none).
+    /// The connectID of the last half-open handshake counted in this slot (0 = none).
     handshake: u32,
+    /// Whether that handshake was given the handshake timeout.
+    short_handshake: bool,
 }
 
 /// Tokens are unique across all hosts of the process, so a handle never matches another host.
@@ -861,20 +865,37 @@ impl Host {
         if !std::mem::take(&mut self.hooks.handshake_seen) {
             return;
         }
+        // Count new half-open handshakes; when slots run short (a quarter or less free), give
+        // every half-open one the handshake timeout so a flood cannot hold them for long. With
+        // room to spare, handshakes keep ENet's patient defaults, which lossy links need.
+        let mut free = 0;
+        let mut half_open = Vec::new();
         for i in 0..self.slots.len() {
-            // SAFETY: i < peerCount; a peer of this valid host.
-            let peer = unsafe { &mut *self.host().peers.add(i) };
-            if peer.state != enet_sys::_ENetPeerState_ENET_PEER_STATE_ACKNOWLEDGING_CONNECT
-                || self.slots[i].handshake == peer.connectID
-            {
-                continue;
+            // SAFETY: i < peerCount; a peer of this valid host; read-only here.
+            let peer = unsafe { &*self.host().peers.add(i) };
+            if peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_DISCONNECTED {
+                free += 1;
+            } else if peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_ACKNOWLEDGING_CONNECT {
+                if self.slots[i].handshake != peer.connectID {
+                    self.slots[i].handshake = peer.connectID;
+                    self.slots[i].short_handshake = false;
+                    self.handshakes += 1;
+                }
+                if !self.slots[i].short_handshake {
+                    half_open.push(i);
+                }
             }
-            self.slots[i].handshake = peer.connectID;
-            self.handshakes += 1;
-            if let Some((limit, min, max)) = self.handshake_timeout {
-                // SAFETY: a live peer slot of this host.
-                unsafe { enet_sys::enet_peer_timeout(peer, limit, min, max) };
-            }
+        }
+        let Some((limit, min, max)) = self.handshake_timeout else {
+            return;
+        };
+        if free * 4 > self.slots.len() {
+            return;
+        }
+        for i in half_open {
+            self.slots[i].short_handshake = true;
+            // SAFETY: i < peerCount: a live peer slot of this host.
+            unsafe { enet_sys::enet_peer_timeout(self.host().peers.add(i), limit, min, max) };
         }
     }
 
@@ -906,7 +927,7 @@ impl Host {
             enet_sys::_ENetEventType_ENET_EVENT_TYPE_CONNECT => {
                 // SAFETY: the event's peer is a slot of this host.
                 let connect_id = unsafe { (*event.peer).connectID };
-                if slot.handshake == connect_id && self.handshake_timeout.is_some() {
+                if slot.handshake == connect_id && slot.short_handshake {
                     // The handshake is over: ENet's default timeouts again.
                     // SAFETY: the event's peer is a live slot of this host.
                     unsafe { enet_sys::enet_peer_timeout(event.peer, 0, 0, 0) };
