@@ -237,8 +237,8 @@ fn stats_line(
             s.push_str(&format!(",\"{k}\":{v:.1}"));
         }
         s.push_str(&format!(
-            ",\"relayed_total\":{},\"refused_total\":{}",
-            now.relayed, now.refused
+            ",\"relayed_total\":{},\"refused_total\":{},\"handshakes_total\":{}",
+            now.relayed, now.refused, now.handshakes
         ));
         s.push_str(",\"drops\":{");
         let parts: Vec<String> = drops
@@ -254,8 +254,8 @@ fn stats_line(
             s.push_str(&format!(" {k}={v:.1}"));
         }
         s.push_str(&format!(
-            " relayed_total={} refused_total={}",
-            now.relayed, now.refused
+            " relayed_total={} refused_total={} handshakes_total={}",
+            now.relayed, now.refused, now.handshakes
         ));
         let parts: Vec<String> = drops
             .iter()

@@ -406,6 +406,7 @@ fn stats_lines_text_and_json() {
         LIMIT,
     );
     assert_eq!(json_field(&line, "peers"), Some(2.0), "{line}");
+    assert_eq!(json_field(&line, "handshakes_total"), Some(2.0), "{line}");
     for key in [
         "packets_in_per_s",
         "bytes_in_per_s",
@@ -413,8 +414,11 @@ fn stats_lines_text_and_json() {
         "bytes_out_per_s",
         "relayed_per_s",
         "refused_total",
+        "handshakes_total",
         "rate_limited",
         "spoofed_source",
+        "oversize",
+        "channel_out_of_range",
     ] {
         assert!(json_field(&line, key).is_some(), "{key} in {line}");
     }

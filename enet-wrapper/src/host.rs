@@ -927,7 +927,11 @@ impl Host {
             enet_sys::_ENetEventType_ENET_EVENT_TYPE_CONNECT => {
                 // SAFETY: the event's peer is a slot of this host.
                 let connect_id = unsafe { (*event.peer).connectID };
-                if slot.handshake == connect_id && slot.short_handshake {
+                if slot.handshake != connect_id && slot.connect_id != connect_id {
+                    // An incoming handshake that completed before a scan saw it half-open.
+                    slot.handshake = connect_id;
+                    self.handshakes += 1;
+                } else if slot.handshake == connect_id && slot.short_handshake {
                     // The handshake is over: ENet's default timeouts again.
                     // SAFETY: the event's peer is a live slot of this host.
                     unsafe { enet_sys::enet_peer_timeout(event.peer, 0, 0, 0) };
