@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::peer::{
-    ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues,
-    SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+    check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
+    PeerQueues, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
 };
 use crate::protocol::HEADER_LEN;
 use bytes::Bytes;
@@ -603,29 +603,9 @@ impl CustomMultiplayerPeer {
         data: &[u8],
     ) -> Result<()> {
         self.require_connected()?;
-        let target = target.normalized();
-        let target_int = target.checked()?;
+        let (target, _) = check_target(target, self.self_id, |id| self.peers.contains(&id))?;
         self.check_channel(channel)?;
         self.check_size(data.len())?;
-        let unknown = || Err(Error::UnknownTarget(i64::from(target_int)));
-        if self.self_id == SERVER_ID {
-            match target {
-                Target::Server => return Err(Error::UnknownTarget(i64::from(SERVER_ID))),
-                Target::Peer(id) | Target::AllExcept(id)
-                    if id != SERVER_ID && !self.peers.contains(&id) =>
-                {
-                    return unknown()
-                }
-                _ => {}
-            }
-        } else {
-            let ok = |id: PeerId| id == self.self_id || self.peers.contains(&id);
-            match target {
-                Target::Peer(id) if !ok(id) => return unknown(),
-                Target::AllExcept(id) if id != SERVER_ID && !ok(id) => return unknown(),
-                _ => {}
-            }
-        }
         let packet = OutgoingPacket {
             from: self.self_id,
             target,

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::peer::{
-    ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues,
-    Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+    check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
+    PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
 };
 use crate::protocol::{
     self, Header, SystemMessage, CHANNEL_CONFIG, HEADER_LEN, MAX_LOGICAL_CHANNEL, SYSTEM_CHANNELS,
@@ -883,8 +883,12 @@ impl ENetMultiplayerPeer {
         if self.status != ConnectionStatus::Connected {
             return Err(Error::NotConnected(self.status));
         }
-        let target = target.normalized();
-        let target_int = target.checked()?;
+        let (target, target_int) = match self.role {
+            Role::Server { .. } => {
+                check_target(target, SERVER_ID, |id| self.clients.contains_key(&id))?
+            }
+            Role::Client => check_target(target, self.unique_id, |id| self.known.contains(&id))?,
+        };
         let count = self.opts.logical_channels;
         if u16::from(channel) >= count {
             return Err(Error::ChannelOutOfRange { channel, count });
@@ -915,15 +919,6 @@ impl ENetMultiplayerPeer {
         };
         let sent = match self.role {
             Role::Server { .. } => {
-                let known = |id: PeerId| self.clients.contains_key(&id);
-                match target {
-                    Target::Broadcast => {}
-                    Target::Server => return Err(Error::UnknownTarget(1)),
-                    Target::Peer(id) | Target::AllExcept(id) if id != SERVER_ID && !known(id) => {
-                        return Err(Error::UnknownTarget(i64::from(target_int)))
-                    }
-                    _ => {}
-                }
                 if let Target::Peer(id) = target {
                     let handle = self.clients[&id].handle;
                     host.peer_mut(handle)?
@@ -946,16 +941,6 @@ impl ENetMultiplayerPeer {
                 }
             }
             Role::Client => {
-                let ok = |id: PeerId| id == self.unique_id || self.known.contains(&id);
-                match target {
-                    Target::Peer(id) if !ok(id) => {
-                        return Err(Error::UnknownTarget(i64::from(target_int)))
-                    }
-                    Target::AllExcept(id) if id != SERVER_ID && !ok(id) => {
-                        return Err(Error::UnknownTarget(i64::from(target_int)))
-                    }
-                    _ => {}
-                }
                 let server = self.server.ok_or(Error::NotConnected(self.status))?;
                 host.peer_mut(server)?
                     .send(enet_ch, packet)

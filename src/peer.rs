@@ -478,6 +478,31 @@ impl PeerQueues {
     }
 }
 
+/// Checks `target` for the peer `me` (1 = the server) that knows its connected peers through
+/// `known`, as Godot 3 does: a server cannot target itself and only names connected clients; a
+/// client may name the server, itself (the server echoes it back) and the clients it was told
+/// of. Returns the normalized target and its Godot integer.
+pub(crate) fn check_target(
+    target: Target,
+    me: PeerId,
+    known: impl Fn(PeerId) -> bool,
+) -> Result<(Target, i32)> {
+    let target = target.normalized();
+    let int = target.checked()?;
+    let names = |id: PeerId| known(id) || (me != SERVER_ID && id == me);
+    let ok = match target {
+        Target::Broadcast => true,
+        Target::Server => me != SERVER_ID,
+        Target::Peer(id) => names(id),
+        Target::AllExcept(id) => id == SERVER_ID || names(id),
+    };
+    if ok {
+        Ok((target, int))
+    } else {
+        Err(Error::UnknownTarget(i64::from(int)))
+    }
+}
+
 /// A random id in 2..=2^31-1.
 pub fn generate_unique_id() -> PeerId {
     rand::random_range(2..=MAX_PEER_ID)
