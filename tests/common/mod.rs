@@ -112,6 +112,20 @@ impl<P: MultiplayerPeer + ?Sized> Cluster<P> {
         self.wait_for(what, deadline(), done)
     }
 
+    /// Pumps until `done` holds (true) or `limit` passes (false).
+    pub fn try_wait(&mut self, limit: Duration, done: impl Fn(&Cluster<P>) -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            self.pump();
+            if done(self) {
+                return true;
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+        }
+    }
+
     pub fn wait_for(&mut self, what: &str, limit: Duration, done: impl Fn(&Cluster<P>) -> bool) {
         let start = Instant::now();
         loop {
