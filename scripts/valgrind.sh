@@ -31,6 +31,8 @@ mkdir -p "$logs"
 # Build the test binaries (release: the suite is long under valgrind; symbols are kept) and
 # read their paths from cargo's JSON messages: one "executable" per test artifact.
 json="$logs/build.json"
+# tests/relay_server.rs runs the example binaries: build them fresh too.
+cargo build --workspace --release --examples
 cargo test --workspace --tests --release --no-run --message-format=json >"$json"
 mapfile -t exes < <(grep '"profile":{[^}]*"test":true' "$json" |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | sort -u)
