@@ -457,16 +457,22 @@ fn hostile_packets_are_dropped_counted_and_harmless() {
     c.wait("honest traffic", |c| c.nodes[2].packets.len() == 2);
 }
 
-#[test]
-fn bad_system_messages_at_a_client_are_dropped() {
-    // A raw server that sends garbage on the config channel to a real client.
-    let mut server = Host::new(
+/// A raw ENet server with the protocol's three channels, for traffic a real server never sends.
+fn raw_server() -> (Host, u16) {
+    let server = Host::new(
         &HostConfig::server("127.0.0.1:0".parse().unwrap())
             .peer_limit(2)
             .channel_limit(3),
     )
     .unwrap();
     let port = server.local_address().unwrap().port();
+    (server, port)
+}
+
+#[test]
+fn bad_system_messages_at_a_client_are_dropped() {
+    // A raw server that sends garbage on the config channel to a real client.
+    let (mut server, port) = raw_server();
     let mut client = enet_client(port).build().unwrap();
     let start = Instant::now();
     let mut handle = None;
@@ -625,13 +631,7 @@ fn close_disconnects_everyone_at_once_and_silently() {
 #[test]
 fn a_client_whose_server_vanishes_sees_server_disconnected() {
     // A raw server that accepts, then forgets the client without telling it.
-    let mut server = Host::new(
-        &HostConfig::server("127.0.0.1:0".parse().unwrap())
-            .peer_limit(2)
-            .channel_limit(3),
-    )
-    .unwrap();
-    let port = server.local_address().unwrap().port();
+    let (mut server, port) = raw_server();
     let mut client = enet_client(port).peer_timeout(1, 300, 600).build().unwrap();
     let mut events = Vec::new();
     let start = Instant::now();
