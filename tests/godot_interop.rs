@@ -159,6 +159,35 @@ struct Planned {
     to: Vec<At>,
 }
 
+impl Planned {
+    /// Packet number `n` of a plan: `from` sends to Godot target `target` (sent as `how`); the
+    /// receivers are those of `everyone` that the target reaches, found at `at(id)`.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        n: usize,
+        from: i64,
+        target: i64,
+        mode: TransferMode,
+        channel: u8,
+        how: How,
+        everyone: &[i64],
+        at: &dyn Fn(i64) -> At,
+    ) -> Planned {
+        Planned {
+            text: format!("p{n} from {from} to {target} {mode:?} ch{channel}"),
+            from,
+            mode,
+            channel,
+            how,
+            to: everyone
+                .iter()
+                .filter(|id| reaches(from, target, **id))
+                .map(|id| at(*id))
+                .collect(),
+        }
+    }
+}
+
 type Seen = BTreeSet<(At, i64, i64, String)>;
 
 fn send_planned(rust: &mut [&mut RustNode], p: &Planned) {
@@ -409,46 +438,38 @@ fn godot_clients_on_rust_server(range: bool) {
     for channel in [0u8, 1] {
         for mode in TransferMode::ALL {
             for (k, &sender) in ids.iter().enumerate() {
-                let (o1, o2) = (ids[(k + 1) % 3], ids[(k + 2) % 3]);
+                let o1 = ids[(k + 1) % 3];
                 for target in [0, 1, o1, -o1, -1] {
-                    plan.push(Planned {
-                        text: format!(
-                            "g{} from {sender} to {target} {mode:?} ch{channel}",
-                            plan.len()
-                        ),
-                        from: sender,
+                    plan.push(Planned::new(
+                        plan.len(),
+                        sender,
+                        target,
                         mode,
                         channel,
-                        how: How::Command {
+                        How::Command {
                             node: 0,
                             to: Target::Peer(sender as PeerId),
                             target,
                         },
-                        to: everyone
-                            .iter()
-                            .filter(|id| reaches(sender, target, **id))
-                            .map(|id| at(*id))
-                            .collect(),
-                    });
+                        &everyone,
+                        &at,
+                    ));
                 }
-                let _ = o2;
             }
             for target in [0, ids[2], -ids[1]] {
-                plan.push(Planned {
-                    text: format!("s{} to {target} {mode:?} ch{channel}", plan.len()),
-                    from: 1,
+                plan.push(Planned::new(
+                    plan.len(),
+                    1,
+                    target,
                     mode,
                     channel,
-                    how: How::Rust {
+                    How::Rust {
                         node: 0,
                         target: Target::from_godot(target as i32),
                     },
-                    to: everyone
-                        .iter()
-                        .filter(|id| reaches(1, target, **id))
-                        .map(|id| at(*id))
-                        .collect(),
-                });
+                    &everyone,
+                    &at,
+                ));
             }
         }
     }
@@ -569,21 +590,19 @@ fn rust_clients_on_godot_server(range: bool) {
     for channel in [0u8, 1] {
         for mode in TransferMode::ALL {
             for target in [0, 1, i2, g, -i2, -g, -1] {
-                plan.push(Planned {
-                    text: format!("r{} to {target} {mode:?} ch{channel}", plan.len()),
-                    from: i1,
+                plan.push(Planned::new(
+                    plan.len(),
+                    i1,
+                    target,
                     mode,
                     channel,
-                    how: How::Rust {
+                    How::Rust {
                         node: 0,
                         target: Target::from_godot(target as i32),
                     },
-                    to: everyone
-                        .iter()
-                        .filter(|id| reaches(i1, target, **id))
-                        .map(|id| at(*id))
-                        .collect(),
-                });
+                    &everyone,
+                    &at,
+                ));
             }
             for (sender, target) in [(g, 0), (g, i1), (g, -i2), (g, 1), (1, 0), (1, i2), (1, -g)] {
                 let to = if sender == 1 {
@@ -591,25 +610,20 @@ fn rust_clients_on_godot_server(range: bool) {
                 } else {
                     Target::Peer(gid)
                 };
-                plan.push(Planned {
-                    text: format!(
-                        "g{} from {sender} to {target} {mode:?} ch{channel}",
-                        plan.len()
-                    ),
-                    from: sender,
+                plan.push(Planned::new(
+                    plan.len(),
+                    sender,
+                    target,
                     mode,
                     channel,
-                    how: How::Command {
+                    How::Command {
                         node: 0,
                         to,
                         target,
                     },
-                    to: everyone
-                        .iter()
-                        .filter(|id| reaches(sender, target, **id))
-                        .map(|id| at(*id))
-                        .collect(),
-                });
+                    &everyone,
+                    &at,
+                ));
             }
         }
     }
