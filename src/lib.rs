@@ -18,6 +18,7 @@ mod offline;
 mod peer;
 pub mod protocol;
 pub mod relay;
+pub mod variant;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{
