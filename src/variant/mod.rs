@@ -3,11 +3,14 @@
 //!
 //! The bytes are described in MULTIPLAYER_API.md.
 
+mod stub;
 mod types;
 
+pub use stub::DecodeError;
+
 pub use types::{
-    Aabb, Basis, Color, Dictionary, NodePath, ObjectId, Plane, Quat, Rect2, Transform,
-    Transform2D, Vector2, Vector3,
+    Aabb, Basis, Color, Dictionary, NodePath, ObjectId, Plane, Quat, Rect2, Transform, Transform2D,
+    Vector2, Vector3,
 };
 
 /// The deepest nesting of arrays and dictionaries a decoder accepts (Godot 3.4+'s limit).

@@ -144,11 +144,7 @@ impl Dictionary {
 
     /// Sets `key` to `value`: an existing key keeps its place, a new one goes last. Returns the
     /// value it replaced.
-    pub fn insert(
-        &mut self,
-        key: super::Variant,
-        value: super::Variant,
-    ) -> Option<super::Variant> {
+    pub fn insert(&mut self, key: super::Variant, value: super::Variant) -> Option<super::Variant> {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => Some(std::mem::replace(v, value)),
             None => {
