@@ -12,7 +12,8 @@
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, TotalStats,
+    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, Target, TotalStats,
+    TransferMode,
 };
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -75,6 +76,10 @@ struct Args {
     /// Write stats lines as one JSON object per line.
     #[arg(long, env = "RELAY_STATS_JSON")]
     stats_json: bool,
+    /// Do not answer the clients' SIMPLIFY_PATH (Godot's RPC path cache): their broadcast
+    /// RPCs then travel as one packet per peer (for measurements).
+    #[arg(long, env = "RELAY_NO_CONFIRM_PATHS")]
+    no_confirm_paths: bool,
     /// After traffic, keep polling without sleeping for this many microseconds before blocking
     /// in the socket again (saves a wake-up per packet under load; 0 always blocks).
     #[arg(long, env = "RELAY_BUSY_POLL_US", default_value_t = 1000)]
@@ -181,8 +186,23 @@ fn run(args: &Args) -> Result<(), String> {
                 other => log::debug!("{other:?}"),
             }
         }
-        // Packets addressed to the server itself: a pure relay has no use for them.
-        while server.get_packet().is_some() {}
+        // Packets addressed to the server itself: a relay has no use for them, but it answers
+        // a SIMPLIFY_PATH with CONFIRM_PATH as Godot's own server does, so that a Godot client
+        // sends a broadcast RPC as one packet instead of one per peer.
+        while let Some(packet) = server.get_packet() {
+            if args.no_confirm_paths {
+                continue;
+            }
+            if let Some(confirm) = enet_multiplayer::api::wire::confirm_for_simplify(&packet.data) {
+                let to = Target::Peer(packet.from);
+                if let Err(e) = server.send(to, TransferMode::Reliable, 0, &confirm) {
+                    log::debug!(
+                        "could not confirm a node path to client {}: {e}",
+                        packet.from
+                    );
+                }
+            }
+        }
         if let Some(every) = stats_every {
             let elapsed = last_stats.0.elapsed();
             if elapsed >= every {

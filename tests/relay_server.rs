@@ -224,6 +224,7 @@ fn help_lists_every_flag_with_its_default_and_env() {
         ("--stats-interval", Some("10"), "RELAY_STATS_INTERVAL"),
         ("--stats-json", None, "RELAY_STATS_JSON"),
         ("--busy-poll-us", Some("1000"), "RELAY_BUSY_POLL_US"),
+        ("--no-confirm-paths", None, "RELAY_NO_CONFIRM_PATHS"),
         (
             "--handshake-timeout-ms",
             Some("5000"),
@@ -533,6 +534,45 @@ fn idle_server_with_100_clients_uses_almost_no_cpu() {
         "idle server used {:.1}% of a core",
         share * 100.0
     );
+}
+
+/// Godot's server answers SIMPLIFY_PATH with CONFIRM_PATH; so does the relay (unless told not
+/// to), or Godot clients send every broadcast RPC once per peer.
+#[test]
+fn the_relay_confirms_node_paths_unless_told_not_to() {
+    let simplify = enet_multiplayer::api::wire::simplify_path(1, "Main");
+    for (flags, answers) in [(&[][..], true), (&["--no-confirm-paths"][..], false)] {
+        let port = free_port();
+        let mut relay = Proc::relay(port, flags);
+        let mut cs = clients(port, 1);
+        pump_until(&mut cs, "the connection", meshed);
+        let c = &mut cs[0].peer;
+        c.send(Target::Server, TransferMode::Reliable, 0, &simplify)
+            .unwrap();
+        c.send(Target::Server, TransferMode::Reliable, 0, b"not a command")
+            .unwrap();
+        // Barriers: a packet the client sends itself comes back through the relay. The server
+        // answers what it received in one poll after that poll relayed, and both travel on the
+        // same reliable channel: once the second barrier is back, an answer would be too.
+        let me = cs[0].peer.unique_id();
+        for barrier in [&b"barrier 1"[..], b"barrier 2"] {
+            cs[0]
+                .peer
+                .send(Target::Peer(me), TransferMode::Reliable, 0, barrier)
+                .unwrap();
+            pump_until(&mut cs, "a barrier", |cs| {
+                cs[0].got.iter().any(|(_, d)| d == barrier)
+            });
+        }
+        let confirms: Vec<_> = cs[0].got.iter().filter(|(from, _)| *from == 1).collect();
+        if answers {
+            assert_eq!(confirms, [&(1, b"\x03Main\x00".to_vec())], "{flags:?}");
+        } else {
+            assert!(confirms.is_empty(), "{flags:?}: {confirms:?}");
+        }
+        relay.signal("TERM");
+        assert!(relay.wait_exit(LIMIT).is_some_and(|s| s.success()));
+    }
 }
 
 #[test]
