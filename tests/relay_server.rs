@@ -5,153 +5,33 @@ use enet_multiplayer::{
     Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer,
     PeerEvent, Target, TransferMode,
 };
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "support/process.rs"]
+mod process;
+use process::{example, free_port, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-/// The example binary next to this test's profile directory; built with cargo if missing.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = profile_dir.join("examples").join(name);
-    if !path.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", name]);
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    path
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A spawned process whose stdout and stderr lines are collected on threads; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let (tx, lines) = mpsc::channel();
-        let out: ChildStdout = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(l);
-            }
-        });
-        Proc {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn relay(port: u16, extra: &[&str]) -> Proc {
-        let mut cmd = Command::new(example("relay_server"));
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--compression",
-            "none",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "info");
-        let mut p = Proc::spawn(cmd);
-        p.wait_line(|l| l.contains("relay server on"), LIMIT);
-        p
-    }
-
-    fn pump(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
-        }
-    }
-
-    /// Waits for a line matching `pred` among all lines so far and later ones.
-    fn wait_line(&mut self, pred: impl Fn(&str) -> bool, limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            self.pump();
-            if let Some(l) = self.seen.iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            if start.elapsed() > limit {
-                panic!("no matching line; output so far:\n{}", self.seen.join("\n"));
-            }
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(20)) {
-                self.seen.push(l);
-            }
-        }
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    /// utime + stime of the process, in clock ticks, from /proc.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after.split(' ').collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The relay server on `port` (loopback, no compression), once it says it listens.
+fn spawn_relay(port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(example("relay_server"));
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--compression",
+        "none",
+    ])
+    .args(extra)
+    .env("RUST_LOG", "info");
+    let mut p = Proc::spawn(cmd);
+    p.wait_line(|l| l.contains("relay server on"), LIMIT);
+    p
 }
 
 struct Client {
@@ -322,7 +202,7 @@ fn port_in_use_exits_1_with_a_clear_message() {
 
 fn sigterm_or_sigint_disconnects_everyone_and_exits_0(sig: &str) {
     let port = free_port();
-    let mut relay = Proc::relay(port, &[]);
+    let mut relay = spawn_relay(port, &[]);
     let mut cs = clients(port, 3);
     pump_until(&mut cs, "the mesh", meshed);
     let to = cs[1].peer.unique_id();
@@ -387,7 +267,7 @@ fn json_field(line: &str, key: &str) -> Option<f64> {
 #[test]
 fn stats_lines_text_and_json() {
     let port = free_port();
-    let mut relay = Proc::relay(port, &["--stats-interval", "0.2", "--stats-json"]);
+    let mut relay = spawn_relay(port, &["--stats-interval", "0.2", "--stats-json"]);
     let mut cs = clients(port, 2);
     pump_until(&mut cs, "the mesh", meshed);
     for i in 0..50u32 {
@@ -424,14 +304,14 @@ fn stats_lines_text_and_json() {
         assert!(json_field(&line, key).is_some(), "{key} in {line}");
     }
     drop(relay);
-    let mut text = Proc::relay(free_port(), &["--stats-interval", "0.2"]);
+    let mut text = spawn_relay(free_port(), &["--stats-interval", "0.2"]);
     let l = text.wait_line(|l| l.starts_with("stats: peers=0"), LIMIT);
     assert!(
         l.contains("packets_in_per_s=") && l.contains("drops_total=0"),
         "{l}"
     );
     // 0 turns stats off.
-    let mut quiet = Proc::relay(free_port(), &["--stats-interval", "0"]);
+    let mut quiet = spawn_relay(free_port(), &["--stats-interval", "0"]);
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(500) {
         quiet.pump();
@@ -446,7 +326,7 @@ fn stats_lines_text_and_json() {
 #[test]
 fn a_flooding_client_is_limited_and_others_get_through() {
     let port = free_port();
-    let mut relay = Proc::relay(
+    let mut relay = spawn_relay(
         port,
         &[
             "--rate-limit",
@@ -507,7 +387,7 @@ fn a_flooding_client_is_limited_and_others_get_through() {
 #[test]
 fn idle_server_with_100_clients_uses_almost_no_cpu() {
     let port = free_port();
-    let relay = Proc::relay(port, &["--max-clients", "200", "--stats-interval", "0"]);
+    let relay = spawn_relay(port, &["--max-clients", "200", "--stats-interval", "0"]);
     let mut cs = clients(port, 100);
     pump_until(&mut cs, "100 connections", |cs| {
         cs.iter()
@@ -543,7 +423,7 @@ fn the_relay_confirms_node_paths_unless_told_not_to() {
     let simplify = enet_multiplayer::api::wire::simplify_path(1, "Main");
     for (flags, answers) in [(&[][..], true), (&["--no-confirm-paths"][..], false)] {
         let port = free_port();
-        let mut relay = Proc::relay(port, flags);
+        let mut relay = spawn_relay(port, flags);
         let mut cs = clients(port, 1);
         pump_until(&mut cs, "the connection", meshed);
         let c = &mut cs[0].peer;
@@ -578,7 +458,7 @@ fn the_relay_confirms_node_paths_unless_told_not_to() {
 #[test]
 fn two_chat_clients_talk_through_the_relay() {
     let port = free_port();
-    let _relay = Proc::relay(port, &[]);
+    let _relay = spawn_relay(port, &[]);
     let chat = |name: &str| {
         let mut cmd = Command::new(example("chat"));
         cmd.args(["--connect", &format!("127.0.0.1:{port}"), "--name", name])
