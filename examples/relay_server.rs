@@ -257,8 +257,8 @@ fn stats_line(
             s.push_str(&format!(",\"{k}\":{v:.1}"));
         }
         s.push_str(&format!(
-            ",\"relayed_total\":{},\"refused_total\":{},\"handshakes_total\":{}",
-            now.relayed, now.refused, now.handshakes
+            ",\"packets_in_total\":{},\"bytes_in_total\":{},\"relayed_total\":{},\"refused_total\":{},\"handshakes_total\":{}",
+            now.packets_in, now.bytes_in, now.relayed, now.refused, now.handshakes
         ));
         s.push_str(",\"drops\":{");
         let parts: Vec<String> = drops
