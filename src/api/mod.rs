@@ -55,11 +55,16 @@ use crate::peer::{
 };
 use crate::variant::{DecodeError, Variant};
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use wire::{Command, NodeRef, WireError};
+
+/// The API's maps: ahash is DoS-resistant (randomly keyed, like std's SipHash) and several times
+/// faster on the short keys of the RPC hot path (ids, node paths, method names).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// The most node paths one peer may number (SIMPLIFY_PATH) on this side; past it, further
 /// paths are not stored nor confirmed (the sender keeps the full-path form, which always
@@ -309,16 +314,16 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
     pub fn new(peer: P) -> MultiplayerApi<P> {
         MultiplayerApi {
             peer,
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             connected: BTreeSet::new(),
-            received_paths: HashMap::new(),
-            sent_paths: HashMap::new(),
+            received_paths: HashMap::default(),
+            sent_paths: HashMap::default(),
             next_path_id: 1,
             events: VecDeque::new(),
             filter: None,
-            stats: HashMap::new(),
+            stats: HashMap::default(),
             totals: CallStats::default(),
-            logged: HashSet::new(),
+            logged: HashSet::default(),
             rpc_sender: 0,
             packet: Vec::with_capacity(256),
             args: Vec::with_capacity(16),
@@ -374,8 +379,8 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
                 Node {
                     path: key,
                     master: SERVER_ID,
-                    methods: HashMap::new(),
-                    properties: HashMap::new(),
+                    methods: HashMap::default(),
+                    properties: HashMap::default(),
                 },
             );
         }
@@ -692,74 +697,94 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
         body: &[u8],
     ) {
         // Which node: the full path, or the sender's number for it.
-        let path: Arc<str> = match node {
+        let cached: Arc<str>;
+        let path: &str = match node {
             NodeRef::Full(path) => {
                 self.count(from, |s| &mut s.full_path_form);
-                match self.nodes.get(path) {
-                    Some(node) => node.path.clone(),
-                    None => return self.unhandled(from, mode, channel, kind, path, name, body),
-                }
+                path
             }
             NodeRef::Cached(id) => {
                 self.count(from, |s| &mut s.cached_form);
                 let known = self.received_paths.get(&from).and_then(|p| p.get(&id));
-                match known {
-                    Some(path) => path.clone(),
-                    None => {
-                        let path = format!("<path id {id}>");
-                        return self.refuse(from, &path, name, "unknown path id", |s| {
-                            &mut s.unknown_path
-                        });
-                    }
-                }
+                let Some(known) = known else {
+                    let path = format!("<path id {id}>");
+                    return self.refuse(from, &path, name, "unknown path id", |s| {
+                        &mut s.unknown_path
+                    });
+                };
+                cached = known.clone();
+                &cached
             }
         };
+        // One look-up: the node's master, the entry's mode and, if the mode allows the call,
+        // the handler, taken out to run (and put back after).
         let me = self.peer.unique_id();
-        let Some(node) = self.nodes.get(&*path) else {
-            return self.unhandled(from, mode, channel, kind, &path, name, body);
+        let Some(node) = self.nodes.get_mut(path) else {
+            return self.unhandled(from, mode, channel, kind, path, name, body);
         };
         let master = node.master;
-        let call_mode = match kind {
-            CallKind::Rpc => node.methods.get(name).map(|m| m.mode),
-            CallKind::Rset => node.properties.get(name).map(|p| p.mode),
+        let entry = match kind {
+            CallKind::Rpc => node.methods.get_mut(name).map(|m| {
+                let allowed = m.mode.allows(from, master, me);
+                let handler = if allowed { m.handler.take() } else { None };
+                (m.mode, allowed, m.has_handler, handler)
+            }),
+            CallKind::Rset => node
+                .properties
+                .get(name)
+                .map(|p| (p.mode, p.mode.allows(from, master, me), p.has_handler, None)),
         };
-        let Some(call_mode) = call_mode else {
-            return self.unhandled(from, mode, channel, kind, &path, name, body);
+        let Some((call_mode, allowed, has_handler, handler)) = entry else {
+            return self.unhandled(from, mode, channel, kind, path, name, body);
         };
-        if !call_mode.allows(from, master, me) {
+        if !allowed {
             let why = format!("mode {call_mode:?}, master {master}");
-            return self.refuse(from, &path, name, &why, |s| &mut s.refused_by_mode);
+            return self.refuse(from, path, name, &why, |s| &mut s.refused_by_mode);
         }
         let mut args = std::mem::take(&mut self.args);
-        if let Err(e) = decode_args(kind, body, &mut args) {
-            log::debug!("undecodable {kind:?} {name:?} on {path:?} from peer {from}: {e}");
-            self.count(from, |s| &mut s.malformed);
-            self.args = args;
-            return;
-        }
         let ctx = CallContext {
             sender: from,
-            path: &path,
+            path,
             name,
             kind,
             mode,
             channel,
             local: false,
         };
-        if let Some(filter) = self.filter.as_mut() {
-            if !filter(&ctx, &args) {
-                self.refuse(from, &path, name, "denied by the call filter", |s| {
-                    &mut s.denied
-                });
-                self.args = args;
-                return;
+        let refusal = match decode_args(kind, body, &mut args) {
+            Err(e) => {
+                log::debug!("undecodable {kind:?} {name:?} on {path:?} from peer {from}: {e}");
+                self.count(from, |s| &mut s.malformed);
+                true
+            }
+            Ok(()) => {
+                let denied = self.filter.as_mut().is_some_and(|f| !f(&ctx, &args));
+                if denied {
+                    self.refuse(from, path, name, "denied by the call filter", |s| {
+                        &mut s.denied
+                    });
+                }
+                denied
+            }
+        };
+        if refusal {
+            if let Some(handler) = handler {
+                self.put_back(path, name, handler);
+            }
+        } else {
+            match kind {
+                CallKind::Rpc => {
+                    self.count(from, |s| &mut s.rpcs);
+                    let previous_sender = std::mem::replace(&mut self.rpc_sender, from);
+                    self.run_rpc_with(&ctx, &args, has_handler, handler);
+                    self.rpc_sender = previous_sender;
+                }
+                CallKind::Rset => {
+                    self.count(from, |s| &mut s.rsets);
+                    self.run(&ctx, &mut args);
+                }
             }
         }
-        match kind {
-            CallKind::Rpc => self.count(from, |s| &mut s.rpcs),
-            CallKind::Rset => self.count(from, |s| &mut s.rsets),
-        }
-        self.run(&ctx, &mut args);
         args.clear();
         self.args = args;
     }
@@ -782,11 +807,25 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
         else {
             return;
         };
-        if !method.has_handler {
+        let has_handler = method.has_handler;
+        let handler = method.handler.take();
+        self.run_rpc_with(ctx, args, has_handler, handler);
+    }
+
+    /// Runs a method's handler (taken out of its registration), or queues the call as an event
+    /// for a method registered without one.
+    fn run_rpc_with(
+        &mut self,
+        ctx: &CallContext<'_>,
+        args: &[Variant],
+        has_handler: bool,
+        handler: Option<RpcHandler<P>>,
+    ) {
+        if !has_handler {
             self.events.push_back(ApiEvent::Call(call_value(ctx, args)));
             return;
         }
-        let Some(mut handler) = method.handler.take() else {
+        let Some(mut handler) = handler else {
             log::warn!(
                 "{:?} on {:?} called itself: not run again",
                 ctx.name,
@@ -795,11 +834,16 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
             return;
         };
         handler(self, ctx, args);
-        // Put it back unless the handler replaced or removed the registration.
+        self.put_back(ctx.path, ctx.name, handler);
+    }
+
+    /// Returns a method's handler to its registration, unless the registration was replaced
+    /// or removed meanwhile.
+    fn put_back(&mut self, path: &str, name: &str, handler: RpcHandler<P>) {
         if let Some(method) = self
             .nodes
-            .get_mut(ctx.path)
-            .and_then(|n| n.methods.get_mut(ctx.name))
+            .get_mut(path)
+            .and_then(|n| n.methods.get_mut(name))
             .filter(|m| m.has_handler)
         {
             method.handler.get_or_insert(handler);
@@ -1137,7 +1181,7 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
             self.next_path_id = (id + 1) & !wire::FULL_PATH_FLAG;
             let sent = SentPath {
                 id,
-                confirmed: HashMap::new(),
+                confirmed: HashMap::default(),
             };
             self.sent_paths.insert(Arc::from(path), sent);
         }
