@@ -210,6 +210,8 @@ pub struct CallStats {
     pub malformed: u64,
     /// SIMPLIFY_PATHs not stored because the sender numbered [`MAX_PATHS_PER_PEER`] already.
     pub paths_over_limit: u64,
+    /// CONFIRM_PATHs for paths this side announced: from then on that peer gets short forms.
+    pub confirms: u64,
     /// CONFIRM_PATHs for a path never announced to that peer.
     pub bad_confirms: u64,
 }
@@ -677,7 +679,10 @@ impl<P: MultiplayerPeer> MultiplayerApi<P> {
             .get_mut(path)
             .and_then(|sent| sent.confirmed.get_mut(&from))
         {
-            Some(confirmed) => *confirmed = true,
+            Some(confirmed) => {
+                *confirmed = true;
+                self.count(from, |s| &mut s.confirms);
+            }
             None => {
                 log::debug!("peer {from} confirmed {path:?}, a path never announced to it");
                 self.count(from, |s| &mut s.bad_confirms);

@@ -131,6 +131,7 @@ fn first_call_announces_the_path_then_the_short_form_follows_the_confirm() {
         (Target::Server, TransferMode::Reliable)
     );
     deliver(&mut s, 7, &confirm);
+    assert_eq!(s.peer_call_stats(7).confirms, 1);
 
     // From now on: one packet, the path id instead of the path.
     s.rpc_unreliable_id(7, "Main", "to_client", &[Variant::Int(8)])
