@@ -1,4 +1,4 @@
-//! Heap allocations per relayed packet, counted by a global allocator.
+//! Heap allocations per relayed packet, counted by a global allocator (stats_alloc).
 //!
 //! An `ENetMultiplayerPeer` server relays between raw `enet-wrapper` clients on 127.0.0.1. After
 //! a warm-up, the Rust allocations made while the server polls (and while its application drains
@@ -19,64 +19,31 @@ use enet_multiplayer::{
     Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, Target, TransferMode,
 };
 use enet_wrapper::{Event, Host, HostConfig, Packet, PacketFlags, PeerHandle};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use std::alloc::System;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Counts allocations made on a thread while that thread has counting switched on.
-struct Counting;
+// Every allocation of the process goes through stats_alloc's counting wrapper of the system
+// allocator. It counts globally, so this binary holds a single test: while it measures, no
+// other test thread allocates.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Allocations (and reallocations) and bytes counted inside [`counted`] so far.
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note(size: usize) {
-    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        ALLOCATED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// atomics and a const-initialised thread-local `Cell<bool>`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: forwarded with the caller's pointer and layouts.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` with allocation counting on for this thread.
+/// Runs `f`, adding the allocations made meanwhile to the counters.
 fn counted<T>(f: impl FnOnce() -> T) -> T {
-    COUNTING.with(|c| c.set(true));
+    let region = Region::new(GLOBAL);
     let r = f();
-    COUNTING.with(|c| c.set(false));
+    let change = region.change();
+    let count = change.allocations + change.reallocations;
+    ALLOCATIONS.fetch_add(count as u64, Ordering::Relaxed);
+    let bytes = change.bytes_allocated as i64 + change.bytes_reallocated.max(0) as i64;
+    ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
     r
 }
 
