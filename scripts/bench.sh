@@ -758,7 +758,21 @@ w("```")
 w("")
 w("![delivered messages per second](BENCHMARKS.svg)")
 w("")
-open("BENCHMARKS.md", "w").write("\n".join(md))
+
+
+def kept_section(path, begin="<!-- rpc-paths:begin -->", end="<!-- rpc-paths:end -->"):
+    # The section scripts/bench_rpc_paths.sh writes between its markers: carried over unchanged.
+    try:
+        text = open(path).read()
+    except OSError:
+        return ""
+    i = text.find(begin)
+    j = text.find(end, i + len(begin)) if i >= 0 else -1
+    return text[i:j + len(end)] + "\n" if j >= 0 else ""
+
+
+kept = kept_section("BENCHMARKS.md")
+open("BENCHMARKS.md", "w").write("\n".join(md) + ("\n" + kept if kept else ""))
 
 # ---- the chart
 chart_cfgs = throughput + overload
