@@ -385,7 +385,15 @@ fn decode_nested(r: &mut Reader<'_>, first: Step) -> Result<Variant> {
     let mut step = first;
     loop {
         let mut value = match step {
-            Step::Value(v) => v,
+            Step::Value(v) => {
+                // An empty container is a level too.
+                if stack.len() >= MAX_DEPTH
+                    && matches!(v, Variant::Array(_) | Variant::Dictionary(_))
+                {
+                    return Err(DecodeError::TooDeep);
+                }
+                v
+            }
             Step::OpenArray(n) | Step::OpenDictionary(n) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(DecodeError::TooDeep);

@@ -30,7 +30,9 @@ pub use types::{
     Transform2D, Vector2, Vector3,
 };
 
-/// The deepest nesting of arrays and dictionaries a decoder accepts (Godot 3.4+'s limit).
+/// The deepest nesting of arrays and dictionaries [`Variant::decode`] accepts: 1024 nested
+/// containers decode (the outermost counts as one, an empty one counts too), 1025 are
+/// [`DecodeError::TooDeep`]. Godot 3.4+ has the same limit (Godot 3.2 has none).
 pub const MAX_DEPTH: usize = 1024;
 
 /// A Godot 3 value: one variant per Godot 3 type, in Godot's type-id order (0..=26).
@@ -279,3 +281,6 @@ impl Variant {
         T::from_variant(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
