@@ -12,6 +12,8 @@
 #   API_RELAY           1 (default) | 0      server_relay
 #   API_SLEEP_USEC      main loop sleep per frame, default 1000 (Godot's default: 6900)
 #   API_EXIT_WHEN_EMPTY 1: exit with code 0 (after printing QUIT) when the last client leaves
+# Godot has no SIGTERM handler: a signal kills it (exit status 143); to stop it cleanly use
+# API_EXIT_WHEN_EMPTY=1 or the shutdown() RPC.
 #
 # It is peer 1, with nodes /root/Echo and /root/Echo/Deep/Er (paths "Echo" and "Echo/Deep/Er" on
 # the wire). Both nodes carry the same script (EchoNode below), whose RPC/RSET surface is:

@@ -8,23 +8,28 @@ use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The example binary next to this test's profile directory; built with cargo if missing.
+/// The example binary next to this test's profile directory, brought up to date by
+/// `cargo build --example` once per test process (a no-op when it is), so a test never runs a
+/// stale build of it.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test exe");
     let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = profile_dir.join("examples").join(name);
-    if !path.is_file() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", name]);
+        cmd.args(["build", "--quiet", "--example", name]);
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
     }
     path
 }
@@ -133,4 +138,3 @@ impl Drop for Proc {
         }
     }
 }
-
