@@ -6,8 +6,11 @@
 //!   [`ConnectionStatus`], [`PeerEvent`]).
 //! - [`ENetMultiplayerPeer`]: server (with relay) and client over ENet.
 //! - [`protocol`] and [`relay`]: the wire format and the relay rules, as pure functions.
+//! - [`api::MultiplayerApi`]: Godot's high-level multiplayer (RPC, RSET, node-path cache,
+//!   `send_bytes`) over any peer, with [`variant::Variant`] and its binary codec.
 //!
-//! The layering is described in DESIGN.md; the bytes on the wire in PROTOCOL.md.
+//! The layering is described in DESIGN.md; the bytes on the wire in PROTOCOL.md and
+//! MULTIPLAYER_API.md.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,3 +36,8 @@ pub use peer::{
     generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,
     PeerId, PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
 };
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
