@@ -1,6 +1,9 @@
 //! MultiplayerApi interop against the real engine: headless Godot 3.2 (`godot3-server`) clients
 //! running tests/godot/api_client.gd against the Rust `echo_server` example, with and without
-//! ENet's range coder, one client alone and two clients together (echo_all reaches both).
+//! ENet's range coder, one client alone and two clients together (echo_all reaches both); and
+//! the other way round, a Rust MultiplayerApi client against tests/godot/api_server.gd (Godot's
+//! own RPC on a Godot server): RPCs and RSETs both ways, a puppet method accepted from the master
+//! and a master method refused, raw bytes, the path cache's short form after the confirm.
 //!
 //! The client checks every answer itself (every Variant type as RPC arguments on two node paths,
 //! 0..=16 arguments, unreliable calls, RSET, send_bytes up to 60000 bytes, refused calls counted
@@ -601,4 +604,243 @@ fn two_godot_clients_against_echo_server_no_compression() {
 #[test]
 fn two_godot_clients_against_echo_server_range_coder() {
     run_clients("range-coder", 2);
+}
+
+// ---- a Rust client on a Godot server ----------------------------------------------------------
+
+mod rust_client {
+    use super::*;
+    use enet_multiplayer::api::{ApiEvent, CallKind, MultiplayerApi, RemoteCall, RpcMode};
+    use enet_multiplayer::variant::{Color, NodePath, ObjectId, Variant, Vector2, Vector3};
+    use enet_multiplayer::{
+        Compression, ENetMultiplayerPeer, MultiplayerPeer, Target, TransferMode,
+    };
+
+    type Api = MultiplayerApi<ENetMultiplayerPeer>;
+
+    struct Client {
+        api: Api,
+        events: Vec<ApiEvent>,
+    }
+
+    impl Client {
+        fn pump_until(&mut self, server: &mut Proc, what: &str, done: impl Fn(&Client) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(STEP_TIMEOUT_SECS);
+            while !done(self) {
+                if Instant::now() > deadline {
+                    panic!("timed out waiting for {what}\n{}", server.output());
+                }
+                self.api.poll_timeout(Duration::from_millis(2)).unwrap();
+                self.events
+                    .extend(std::iter::from_fn(|| self.api.pop_event()));
+                server.pump();
+            }
+        }
+
+        fn calls(&self, name: &str) -> Vec<&RemoteCall> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    ApiEvent::Call(c) if c.name == name => Some(c),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn arguments() -> Vec<Variant> {
+        vec![
+            Variant::Nil,
+            Variant::Bool(false),
+            Variant::Int(-2_147_483_649),
+            Variant::Float(0.1),
+            Variant::Float(f64::INFINITY),
+            Variant::String("日本 ✓".into()),
+            Variant::Vector2(Vector2 { x: 1.5, y: 2.0 }),
+            Variant::Vector3(Vector3 {
+                x: 1.0,
+                y: -2.0,
+                z: 3.0,
+            }),
+            Variant::Color(Color {
+                r: 0.5,
+                g: 0.25,
+                b: 1.0,
+                a: 0.0,
+            }),
+            Variant::NodePath(NodePath::from("../A:b")),
+            Variant::Array(vec![Variant::Int(1), Variant::PoolIntArray(vec![2, 3])]),
+            Variant::PoolStringArray(vec!["ab".into(), "".into()]),
+            Variant::PoolByteArray(vec![]),
+            Variant::Object(ObjectId(77)),
+        ]
+    }
+
+    /// A Rust MultiplayerApi client joins tests/godot/api_server.gd (real Godot RPC), calls its
+    /// RPCs and RSETs with values of many types, gets its RPCs and RSETs, accepts a puppet
+    /// method from the master and refuses a master method, and sees the path cache at work.
+    fn against_godot_server(compression: Compression) {
+        let Some(bin) = godot::require_godot() else {
+            return;
+        };
+        let gd_compression = match compression {
+            Compression::None => "none",
+            _ => "range",
+        };
+        let port = godot::free_udp_port();
+        let mut server = Proc::godot(
+            &bin,
+            &format!("godot api_server ({gd_compression})"),
+            "api_server.gd",
+            &[
+                ("API_PORT", port.to_string()),
+                ("API_COMPRESSION", gd_compression.to_string()),
+                ("API_TIMEOUT", "60".to_string()),
+            ],
+        );
+        if let Err(e) = server.wait_line(|l| l.starts_with("READY id=1"), READY_LIMIT) {
+            panic!("{e}\n{}", server.output());
+        }
+        let peer = ENetMultiplayerPeer::client("127.0.0.1", port)
+            .compression(compression)
+            .build()
+            .unwrap();
+        let mut api = MultiplayerApi::new(peer);
+        for name in ["welcome", "echoed", "on_puppet"] {
+            api.rpc_config("Echo", name, RpcMode::Puppet);
+        }
+        api.rpc_config("Echo", "on_master", RpcMode::Master);
+        for prop in ["greeting", "value"] {
+            api.register_rset("Echo", prop, RpcMode::Puppet, Variant::Nil, None);
+        }
+        let mut c = Client {
+            api,
+            events: Vec::new(),
+        };
+
+        // The server's welcome RPC and greeting RSET.
+        c.pump_until(&mut server, "welcome and greeting", |c| {
+            !c.calls("welcome").is_empty() && !c.calls("greeting").is_empty()
+        });
+        let me = c.api.network_unique_id();
+        assert_eq!(c.calls("welcome")[0].args, [Variant::Int(me.into())]);
+        assert_eq!(c.calls("welcome")[0].sender, 1);
+        assert_eq!(
+            c.api.property("Echo", "greeting"),
+            Some(&Variant::String("hi".into()))
+        );
+        assert_eq!(c.calls("greeting")[0].kind, CallKind::Rset);
+
+        // echo: the Godot server calls echoed back with the same arguments. Objects come back
+        // as the server's own (non-zero) instance id.
+        let args = arguments();
+        c.api.rpc_id(1, "Echo", "echo", &args).unwrap();
+        c.api
+            .rpc_unreliable_id(1, "Echo", "echo", &[Variant::Int(5)])
+            .unwrap();
+        c.pump_until(&mut server, "two echoes", |c| c.calls("echoed").len() == 2);
+        let echoed = c.calls("echoed");
+        let (objects, rest): (Vec<_>, Vec<_>) = echoed[0]
+            .args
+            .iter()
+            .partition(|v| matches!(v, Variant::Object(_)));
+        assert_eq!(rest, args[..args.len() - 1].iter().collect::<Vec<_>>());
+        assert!(
+            matches!(objects[..], [Variant::Object(ObjectId(id))] if *id != 0),
+            "{objects:?}"
+        );
+        assert_eq!(echoed[1].args, [Variant::Int(5)]);
+        assert_eq!(echoed[1].mode, TransferMode::Unreliable);
+        let call_line = format!(
+            "CALL from={me} ch=1 path=Echo method=echo argc={}",
+            args.len()
+        );
+        if let Err(e) = server.wait_line(|l| l.starts_with(&call_line), READY_LIMIT) {
+            panic!("{e}\n{}", server.output());
+        }
+
+        // RSET value: set back on us by the server.
+        c.api
+            .rset_id(
+                1,
+                "Echo",
+                "value",
+                &Variant::PoolVector2Array(vec![Vector2::default()]),
+            )
+            .unwrap();
+        c.pump_until(&mut server, "value", |c| {
+            c.api.property("Echo", "value")
+                == Some(&Variant::PoolVector2Array(vec![Vector2::default()]))
+        });
+
+        // Raw bytes come back.
+        c.api
+            .send_bytes(&[7, 0, 7], Target::Server, TransferMode::Reliable)
+            .unwrap();
+        c.pump_until(&mut server, "raw", |c| {
+            c.events.iter().any(
+                |e| matches!(e, ApiEvent::Packet { from: 1, data, .. } if &data[..] == [7, 0, 7]),
+            )
+        });
+
+        // The master calls a puppet method: it runs. It calls a master method: refused here.
+        for (method, arg) in [("on_master", 6), ("on_puppet", 5)] {
+            let call = [
+                Variant::String("Echo".into()),
+                Variant::String(method.into()),
+                Variant::Array(vec![Variant::Int(arg)]),
+            ];
+            c.api.rpc_id(1, "Echo", "call_me_back", &call).unwrap();
+        }
+        c.pump_until(&mut server, "on_puppet", |c| {
+            !c.calls("on_puppet").is_empty()
+        });
+        assert_eq!(c.calls("on_puppet")[0].args, [Variant::Int(5)]);
+        assert!(c.calls("on_master").is_empty());
+        assert_eq!(c.api.peer_call_stats(1).refused_by_mode, 1);
+
+        // The path cache: we confirmed the server's path; its answers come in the short form.
+        let before = c.api.call_stats();
+        for i in 0..20 {
+            c.api.rpc_id(1, "Echo", "echo", &[Variant::Int(i)]).unwrap();
+        }
+        c.pump_until(&mut server, "20 more echoes", |c| {
+            c.calls("echoed").len() == 22
+        });
+        let after = c.api.call_stats();
+        assert_eq!(after.cached_form - before.cached_form, 20, "{after:?}");
+        assert_eq!(after.full_path_form, before.full_path_form, "{after:?}");
+        assert!(after.confirms >= 1, "Godot confirmed our path: {after:?}");
+
+        // shutdown: the Godot server closes; we are told.
+        c.api.rpc_id(1, "Echo", "shutdown", &[]).unwrap();
+        c.pump_until(&mut server, "server_disconnected", |c| {
+            c.events
+                .iter()
+                .any(|e| matches!(e, ApiEvent::ServerDisconnected(_)))
+        });
+        assert!(!c
+            .events
+            .iter()
+            .any(|e| matches!(e, ApiEvent::ConnectionFailed(_))));
+        assert!(c.events.contains(&ApiEvent::ConnectedToServer));
+        match server.wait_exit(STOP_LIMIT) {
+            Some(status) if status.success() => {}
+            other => panic!("api_server.gd: {other:?}\n{}", server.output()),
+        }
+        assert_eq!(
+            c.api.peer().connection_status(),
+            enet_multiplayer::ConnectionStatus::Disconnected
+        );
+    }
+
+    #[test]
+    fn rust_client_against_godot_server_no_compression() {
+        against_godot_server(Compression::None);
+    }
+
+    #[test]
+    fn rust_client_against_godot_server_range_coder() {
+        against_godot_server(Compression::RangeCoder);
+    }
 }
