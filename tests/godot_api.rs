@@ -779,7 +779,7 @@ mod rust_client {
             .unwrap();
         c.pump_until(&mut server, "raw", |c| {
             c.events.iter().any(
-                |e| matches!(e, ApiEvent::Packet { from: 1, data, .. } if &data[..] == [7, 0, 7]),
+                |e| matches!(e, ApiEvent::Packet { from: 1, data, .. } if data[..] == [7, 0, 7]),
             )
         });
 
