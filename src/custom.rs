@@ -6,7 +6,7 @@
 //! See [`CustomMultiplayerPeer`] for the state machine, the application's side of the contract
 //! and an example of a game switching transports at run time.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
     check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
     PeerQueues, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
@@ -318,12 +318,10 @@ impl CustomMultiplayerPeer {
     /// called again, until CONNECTED, to change the id.
     pub fn initialize(&mut self, self_id: PeerId) -> Result<()> {
         if self.status != ConnectionStatus::Connecting {
-            return Err(Error::NotAllowed(
-                "initialize() is only allowed while connecting",
-            ));
+            return Err(Error::NotAllowed(NotAllowed::InitializeWhileNotConnecting));
         }
         if !(1..=MAX_PEER_ID).contains(&self_id) {
-            return Err(Error::InvalidId(u64::from(self_id)));
+            return Err(Error::InvalidId(self_id));
         }
         self.self_id = self_id;
         Ok(())
@@ -354,9 +352,7 @@ impl CustomMultiplayerPeer {
             }
             (Connecting, Connected) => {
                 if self.self_id == 0 {
-                    return Err(Error::NotAllowed(
-                        "call initialize() before moving to connected",
-                    ));
+                    return Err(Error::NotAllowed(NotAllowed::NotInitialized));
                 }
                 self.status = Connected;
                 log::info!("custom peer connected as {}", self.self_id);
@@ -404,19 +400,17 @@ impl CustomMultiplayerPeer {
     pub fn add_peer(&mut self, id: PeerId) -> Result<()> {
         self.require_connected()?;
         if !(1..=MAX_PEER_ID).contains(&id) {
-            return Err(Error::InvalidId(u64::from(id)));
+            return Err(Error::InvalidId(id));
         }
         if id == self.self_id {
-            return Err(Error::NotAllowed("add_peer: that is this peer's own id"));
+            return Err(Error::NotAllowed(NotAllowed::OwnId));
         }
         let server = self.self_id == SERVER_ID;
         if server && self.refuse {
-            return Err(Error::NotAllowed("add_peer: refusing new connections"));
+            return Err(Error::NotAllowed(NotAllowed::RefusingConnections));
         }
         if (!server && id == SERVER_ID) || !self.peers.insert(id) {
-            return Err(Error::NotAllowed(
-                "add_peer: that peer is already connected",
-            ));
+            return Err(Error::NotAllowed(NotAllowed::AlreadyConnected));
         }
         log::info!("peer {id} connected");
         self.queues.push_event(PeerEvent::PeerConnected(id));
@@ -432,12 +426,10 @@ impl CustomMultiplayerPeer {
     pub fn remove_peer(&mut self, id: PeerId) -> Result<()> {
         self.require_connected()?;
         if !(1..=MAX_PEER_ID).contains(&id) {
-            return Err(Error::InvalidId(u64::from(id)));
+            return Err(Error::InvalidId(id));
         }
         if self.self_id != SERVER_ID && id == SERVER_ID {
-            return Err(Error::NotAllowed(
-                "remove_peer: a client loses the server with set_connection_status(Disconnected)",
-            ));
+            return Err(Error::NotAllowed(NotAllowed::RemoveServer));
         }
         if !self.peers.remove(&id) {
             return Err(Error::UnknownPeer(id));
@@ -712,9 +704,7 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
                     .push_event(PeerEvent::ServerDisconnected(DisconnectReason::Unspecified));
             }
         } else {
-            return Err(Error::NotAllowed(
-                "a client can only disconnect from the server (id 1)",
-            ));
+            return Err(Error::NotAllowed(NotAllowed::ClientDisconnectsClient));
         }
         Ok(())
     }

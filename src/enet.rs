@@ -1,7 +1,7 @@
 //! `ENetMultiplayerPeer`: Godot 3's NetworkedMultiplayerENet over `enet-wrapper`, server and
 //! client, wire compatible with real Godot 3.x games (PROTOCOL.md).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
     check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
     PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
@@ -1025,9 +1025,7 @@ impl MultiplayerPeer for ENetMultiplayerPeer {
                 }
                 Ok(())
             }
-            Role::Client => Err(Error::NotAllowed(
-                "a client can only disconnect from the server (id 1)",
-            )),
+            Role::Client => Err(Error::NotAllowed(NotAllowed::ClientDisconnectsClient)),
             Role::Server { .. } => {
                 let handle = self.clients.get(&id).ok_or(Error::UnknownPeer(id))?.handle;
                 let host = self.host.as_mut().ok_or(Error::UnknownPeer(id))?;

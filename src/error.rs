@@ -1,6 +1,6 @@
 //! The one error type of the multiplayer layer.
 
-use crate::peer::{ConnectionStatus, Target};
+use crate::peer::{ConnectionStatus, PeerId, Target};
 
 /// Everything a [`MultiplayerPeer`](crate::MultiplayerPeer) call can refuse.
 #[derive(Debug, thiserror::Error)]
@@ -9,18 +9,18 @@ pub enum Error {
     /// Sending (or another call that needs a connection) while not connected.
     #[error("not connected (status {0:?})")]
     NotConnected(ConnectionStatus),
-    /// The target names no connected peer.
+    /// The target (Godot's integer) names no connected peer.
     #[error("unknown target peer {0}")]
-    UnknownTarget(i64),
+    UnknownTarget(i32),
     /// A target that can never be valid (id 0, or an id above 2^31-1).
     #[error("invalid target {0:?}")]
     InvalidTarget(Target),
     /// A peer id that names no connected peer.
     #[error("unknown peer {0}")]
-    UnknownPeer(u32),
+    UnknownPeer(PeerId),
     /// A peer id outside 1..=2^31-1.
     #[error("invalid peer id {0}: ids are 1..=2147483647")]
-    InvalidId(u64),
+    InvalidId(PeerId),
     /// A logical channel the connection does not have.
     #[error("channel {channel} out of range: {count} logical channels")]
     ChannelOutOfRange {
@@ -37,9 +37,10 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// A call this peer's role does not allow (for example a client kicking another client).
+    /// A call this peer's role or state does not allow (for example a client kicking another
+    /// client).
     #[error("not allowed: {0}")]
-    NotAllowed(&'static str),
+    NotAllowed(NotAllowed),
     /// A connection-status change the custom peer's state machine forbids.
     #[error("invalid connection status transition {from:?} -> {to:?}")]
     InvalidTransition {
@@ -66,3 +67,33 @@ pub enum Error {
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What [`Error::NotAllowed`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotAllowed {
+    /// A client can only disconnect from the server (id 1).
+    #[error("a client can only disconnect from the server (id 1)")]
+    ClientDisconnectsClient,
+    /// `initialize` outside CONNECTING (custom peer).
+    #[error("initialize() is only allowed while connecting")]
+    InitializeWhileNotConnecting,
+    /// CONNECTED before `initialize` (custom peer).
+    #[error("call initialize() before moving to connected")]
+    NotInitialized,
+    /// A peer announced with this peer's own id (custom peer).
+    #[error("that is this peer's own id")]
+    OwnId,
+    /// A peer announced while the server refuses new connections (custom peer).
+    #[error("refusing new connections")]
+    RefusingConnections,
+    /// A peer announced twice, or the server announced to a client (custom peer).
+    #[error("that peer is already connected")]
+    AlreadyConnected,
+    /// A client's server is not removed: the client disconnects (custom peer).
+    #[error("a client loses the server with set_connection_status(Disconnected)")]
+    RemoveServer,
+    /// An offline peer has nobody to send to.
+    #[error("an offline peer has no peers to send to")]
+    Offline,
+}

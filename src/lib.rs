@@ -30,7 +30,7 @@ pub use enet::{
     DEFAULT_HANDSHAKE_TIMEOUT_MS,
 };
 pub use enet_wrapper::Error as EnetError;
-pub use error::{Error, Result};
+pub use error::{Error, NotAllowed, Result};
 pub use offline::OfflineMultiplayerPeer;
 pub use peer::{
     generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,

@@ -2,7 +2,7 @@
 //! `OfflineMultiplayerPeer`): always connected, id 1, a server with no peers.
 
 use crate::custom::DEFAULT_MAX_PACKET_SIZE;
-use crate::error::{Error, Result};
+use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
     ConnectionStatus, MultiplayerPeer, PeerId, PeerQueues, SendSettings, Target, TransferMode,
     SERVER_ID,
@@ -71,7 +71,7 @@ impl MultiplayerPeer for OfflineMultiplayerPeer {
         _channel: u8,
         _data: &[u8],
     ) -> Result<()> {
-        Err(Error::NotAllowed("an offline peer has no peers to send to"))
+        Err(Error::NotAllowed(NotAllowed::Offline))
     }
 
     fn settings(&self) -> &SendSettings {

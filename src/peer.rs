@@ -499,7 +499,7 @@ pub(crate) fn check_target(
     if ok {
         Ok((target, int))
     } else {
-        Err(Error::UnknownTarget(i64::from(int)))
+        Err(Error::UnknownTarget(int))
     }
 }
 

@@ -438,7 +438,7 @@ fn initialize_in_every_status_with_every_kind_of_id() {
                     assert_eq!(p.unique_id(), id, "{what}")
                 }
                 (Connecting, Err(Error::InvalidId(bad))) if !(1..=MAX_PEER_ID).contains(&id) => {
-                    assert_eq!(bad, u64::from(id), "{what}");
+                    assert_eq!(bad, id, "{what}");
                     assert_eq!(p.unique_id(), before, "{what}");
                 }
                 (Disconnected | Connected, Err(Error::NotAllowed(_))) => {
@@ -521,7 +521,7 @@ fn server_add_and_remove_peer_fire_exactly_once() {
     assert!(matches!(s.remove_peer(0), Err(Error::InvalidId(0))));
     assert!(matches!(
         s.add_peer(MAX_PEER_ID + 1),
-        Err(Error::InvalidId(n)) if n == u64::from(MAX_PEER_ID) + 1
+        Err(Error::InvalidId(n)) if n == MAX_PEER_ID + 1
     ));
     assert!(
         matches!(s.add_peer(SERVER_ID), Err(Error::NotAllowed(_))),
