@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian/Ubuntu machine that has only the
 # Rust toolchain, gcc and git: cmake and libclang (enet-sys builds ENet with cmake and generates
-# its bindings with libclang) and the headless Godot 3.2 engine for the interop tests.
+# its bindings with libclang), python3 for the benchmark report's tests, and the headless Godot
+# 3.2 engine for the interop tests.
 # Idempotent: installs nothing that is already there. Set ENET_MP_SKIP_GODOT=1 to skip Godot.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ need=()
 # libclang-dev, not any libclang*: the base image's libclang-cpp does not serve bindgen.
 installed cmake || command -v cmake >/dev/null 2>&1 || need+=(cmake)
 installed libclang-dev || need+=(libclang-dev)
+# python3: the benchmark report generator's tests (CI) and scripts/bench.sh.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${ENET_MP_SKIP_GODOT:-0}" != 1 ] && ! command -v godot3-server >/dev/null 2>&1; then
     need+=(godot3-server)
 fi
