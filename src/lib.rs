@@ -22,6 +22,7 @@ mod offline;
 mod peer;
 pub mod protocol;
 pub mod relay;
+pub mod session;
 pub mod variant;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
