@@ -161,17 +161,15 @@ fn run(args: &Args) -> Result<(), String> {
     let mut last_stats = (Instant::now(), server.stats());
     while !stop.load(Ordering::Relaxed) {
         let busy = last_traffic.is_some_and(|t| t.elapsed() < busy_window);
-        let before = server.stats().packets_in;
         let polled = if busy {
             server.poll()
         } else {
             server.poll_timeout(idle_wait)
         };
-        if let Err(e) = polled {
-            log::error!("poll failed: {e}");
-        }
-        if server.stats().packets_in != before {
-            last_traffic = Some(Instant::now());
+        match polled {
+            Ok(polled) if polled.packets > 0 => last_traffic = Some(Instant::now()),
+            Ok(_) => {}
+            Err(e) => log::error!("poll failed: {e}"),
         }
         while let Some(event) = server.pop_event() {
             match event {

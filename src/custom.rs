@@ -9,9 +9,8 @@
 use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
     check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
-    PeerQueues, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+    PeerQueues, Polled, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
 };
-use crate::protocol::HEADER_LEN;
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -19,8 +18,7 @@ use std::time::Duration;
 
 /// The default largest payload: the same as [`ENetMultiplayerPeer`](crate::ENetMultiplayerPeer)'s,
 /// so a game that switches transports keeps its limit.
-pub(crate) const DEFAULT_MAX_PACKET_SIZE: usize =
-    enet_wrapper::DEFAULT_MAX_PACKET_SIZE - HEADER_LEN;
+const DEFAULT_MAX_PACKET_SIZE: usize = crate::protocol::DEFAULT_MAX_PAYLOAD;
 
 /// The most logical channels a custom peer can have (channels are `u8`, 0..=255).
 const MAX_LOGICAL_CHANNELS: u16 = 256;
@@ -615,19 +613,23 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
         &self.queues
     }
 
-    fn queues_mut(&mut self) -> &mut PeerQueues {
-        &mut self.queues
+    fn pop_event(&mut self) -> Option<PeerEvent> {
+        self.queues.pop_event()
+    }
+
+    fn get_packet(&mut self) -> Option<Packet> {
+        self.queues.pop_packet()
     }
 
     /// Does nothing: the application delivers packets and reports peers directly.
-    fn poll(&mut self) -> Result<()> {
-        Ok(())
+    fn poll(&mut self) -> Result<Polled> {
+        Ok(Polled::default())
     }
 
     /// Returns at once: there is no socket to wait in, and nothing can arrive while the
     /// application is in this call.
-    fn poll_timeout(&mut self, _timeout: Duration) -> Result<()> {
-        Ok(())
+    fn poll_timeout(&mut self, _timeout: Duration) -> Result<Polled> {
+        Ok(Polled::default())
     }
 
     /// Validates like the ENet peer (status, target, channel, size, then whether the target is

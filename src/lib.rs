@@ -27,7 +27,7 @@ pub mod variant;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{
-    Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, TotalStats,
+    ClientRole, Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, ServerRole, TotalStats,
     DEFAULT_HANDSHAKE_TIMEOUT_MS,
 };
 pub use enet_wrapper::Error as EnetError;
@@ -35,7 +35,8 @@ pub use error::{Error, NotAllowed, Result};
 pub use offline::OfflineMultiplayerPeer;
 pub use peer::{
     generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,
-    PeerId, PeerQueues, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+    PeerId, PeerQueues, Polled, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID,
+    SERVER_ID,
 };
 
 /// The README's examples, compiled as doc tests.

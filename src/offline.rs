@@ -1,12 +1,12 @@
 //! `OfflineMultiplayerPeer`: the peer of a game played alone (Godot 4's
 //! `OfflineMultiplayerPeer`): always connected, id 1, a server with no peers.
 
-use crate::custom::DEFAULT_MAX_PACKET_SIZE;
 use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
-    ConnectionStatus, MultiplayerPeer, PeerId, PeerQueues, SendSettings, Target, TransferMode,
-    SERVER_ID,
+    ConnectionStatus, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues, Polled, SendSettings,
+    Target, TransferMode, SERVER_ID,
 };
+use crate::protocol::DEFAULT_MAX_PAYLOAD as DEFAULT_MAX_PACKET_SIZE;
 use std::time::Duration;
 
 /// A [`MultiplayerPeer`] for playing alone: always CONNECTED, id 1, a server that never has a
@@ -49,18 +49,22 @@ impl MultiplayerPeer for OfflineMultiplayerPeer {
         &self.queues
     }
 
-    fn queues_mut(&mut self) -> &mut PeerQueues {
-        &mut self.queues
+    fn pop_event(&mut self) -> Option<PeerEvent> {
+        self.queues.pop_event()
+    }
+
+    fn get_packet(&mut self) -> Option<Packet> {
+        self.queues.pop_packet()
     }
 
     /// Does nothing.
-    fn poll(&mut self) -> Result<()> {
-        Ok(())
+    fn poll(&mut self) -> Result<Polled> {
+        Ok(Polled::default())
     }
 
     /// Returns at once: nothing can arrive.
-    fn poll_timeout(&mut self, _timeout: Duration) -> Result<()> {
-        Ok(())
+    fn poll_timeout(&mut self, _timeout: Duration) -> Result<Polled> {
+        Ok(Polled::default())
     }
 
     /// Always [`Error::NotAllowed`]: an offline peer has nobody to send to.

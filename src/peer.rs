@@ -216,6 +216,24 @@ pub enum PeerEvent {
     ServerDisconnected(DisconnectReason),
 }
 
+/// What one [`poll`](MultiplayerPeer::poll) handled, so a caller can tell traffic from idling
+/// without diffing statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Polled {
+    /// Connections and disconnections handled.
+    pub events: usize,
+    /// Packets received from the network, whatever became of them (delivered, relayed,
+    /// dropped).
+    pub packets: usize,
+}
+
+impl Polled {
+    /// Whether anything happened.
+    pub fn any(&self) -> bool {
+        self.events + self.packets > 0
+    }
+}
+
 /// A received packet: the payload with who sent it, on which logical channel and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -241,13 +259,15 @@ pub struct Packet {
 /// [`pop_event`](MultiplayerPeer::pop_event).
 ///
 /// # Implementing it for your own transport
-/// (Godot 4's `MultiplayerPeerExtension`.) Keep a [`PeerQueues`] and a [`SendSettings`] and
-/// hand them out; the queue and settings methods (`pop_event`, `get_packet`, `put_packet`,
-/// `set_target_peer`, ...) then come for free:
+/// (Godot 4's `MultiplayerPeerExtension`; but first see
+/// [`CustomMultiplayerPeer`](crate::CustomMultiplayerPeer), which already keeps Godot's rules.)
+/// Keep a [`PeerQueues`] and a [`SendSettings`]; `pop_event` and `get_packet` take from the
+/// queues, and the other queue and settings methods (`peek_packet`, `put_packet`,
+/// `set_target_peer`, ...) come for free:
 ///
 /// ```
 /// use enet_multiplayer::{
-///     ConnectionStatus, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues, Result,
+///     ConnectionStatus, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues, Polled, Result,
 ///     SendSettings, Target, TransferMode,
 /// };
 /// use std::time::Duration;
@@ -257,14 +277,15 @@ pub struct Packet {
 /// struct Echo { queues: PeerQueues, settings: SendSettings }
 ///
 /// impl MultiplayerPeer for Echo {
-///     fn poll(&mut self) -> Result<()> { Ok(()) }
-///     fn poll_timeout(&mut self, _timeout: Duration) -> Result<()> { Ok(()) }
+///     fn poll(&mut self) -> Result<Polled> { Ok(Polled::default()) }
+///     fn poll_timeout(&mut self, _timeout: Duration) -> Result<Polled> { Ok(Polled::default()) }
 ///     fn send(&mut self, _to: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()> {
 ///         self.queues.push_packet(Packet { from: 1, channel, mode, data: data.to_vec().into() });
 ///         Ok(())
 ///     }
 ///     fn queues(&self) -> &PeerQueues { &self.queues }
-///     fn queues_mut(&mut self) -> &mut PeerQueues { &mut self.queues }
+///     fn pop_event(&mut self) -> Option<PeerEvent> { self.queues.pop_event() }
+///     fn get_packet(&mut self) -> Option<Packet> { self.queues.pop_packet() }
 ///     fn settings(&self) -> &SendSettings { &self.settings }
 ///     fn settings_mut(&mut self) -> &mut SendSettings { &mut self.settings }
 ///     fn unique_id(&self) -> PeerId { 1 }
@@ -288,23 +309,19 @@ pub struct Packet {
 /// ```
 pub trait MultiplayerPeer {
     /// Processes network traffic: queues received packets and events, sends what is queued.
-    /// Never blocks.
-    fn poll(&mut self) -> Result<()>;
+    /// Never blocks. Says what it handled.
+    fn poll(&mut self) -> Result<Polled>;
 
     /// Like [`poll`](MultiplayerPeer::poll), but first sleeps in the socket until traffic arrives
     /// or `timeout` passes, so an idle server uses no CPU.
-    fn poll_timeout(&mut self, timeout: Duration) -> Result<()>;
+    fn poll_timeout(&mut self, timeout: Duration) -> Result<Polled>;
 
-    /// The event and received-packet queues that `poll` fills.
+    /// The event and received-packet queues that `poll` fills, to look at (only the peer
+    /// itself adds to them).
     fn queues(&self) -> &PeerQueues;
 
-    /// Mutable access to the queues.
-    fn queues_mut(&mut self) -> &mut PeerQueues;
-
     /// The oldest event not yet taken.
-    fn pop_event(&mut self) -> Option<PeerEvent> {
-        self.queues_mut().pop_event()
-    }
+    fn pop_event(&mut self) -> Option<PeerEvent>;
 
     /// Sends `data` to the current target with the current transfer mode and channel.
     fn put_packet(&mut self, data: &[u8]) -> Result<()> {
@@ -316,9 +333,7 @@ pub trait MultiplayerPeer {
     fn send(&mut self, target: Target, mode: TransferMode, channel: u8, data: &[u8]) -> Result<()>;
 
     /// Takes the next received packet.
-    fn get_packet(&mut self) -> Option<Packet> {
-        self.queues_mut().pop_packet()
-    }
+    fn get_packet(&mut self) -> Option<Packet>;
 
     /// The next received packet, left in the queue.
     fn peek_packet(&self) -> Option<&Packet> {

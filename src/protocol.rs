@@ -7,6 +7,10 @@ use enet_wrapper::PacketFlags;
 
 /// Length of the data header `[u32 source][i32 target]`.
 pub const HEADER_LEN: usize = 8;
+
+/// The largest payload by default: ENet's packet limit less the header, for every transport
+/// (a game that switches transports keeps its limit).
+pub const DEFAULT_MAX_PAYLOAD: usize = enet_wrapper::DEFAULT_MAX_PACKET_SIZE - HEADER_LEN;
 /// Length of a system message `[u32 kind][u32 peer]`.
 pub const SYSTEM_MESSAGE_LEN: usize = 8;
 /// ENet channel of system messages (server to clients only).

@@ -191,6 +191,17 @@ pub fn route(
     }
 }
 
+/// Logs a dropped packet: a warning the first time (`nth` = 1) a reason is seen for a sender,
+/// then at debug level, so a flood costs one warning, not one per packet.
+pub(crate) fn log_drop(from: Option<PeerId>, reason: DropReason, nth: u64, detail: &str) {
+    let who = from.map_or_else(|| "unknown sender".to_string(), |id| format!("peer {id}"));
+    if nth == 1 {
+        log::warn!("dropped packet from {who}: {} ({detail})", reason.name());
+    } else {
+        log::debug!("dropped packet from {who}: {} ({detail})", reason.name());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

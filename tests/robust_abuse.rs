@@ -39,7 +39,7 @@ fn start() -> MutexGuard<'static, ()> {
 }
 
 /// A server with two extra logical channels and two honest clients, meshed.
-fn meshed(server: ENetBuilder) -> Net {
+fn meshed(server: ENetBuilder<enet_multiplayer::ServerRole>) -> Net {
     enet_cluster(2, server.extra_channels(2), |c| c.extra_channels(2))
 }
 

@@ -63,7 +63,9 @@ struct Arena {
     kernel_drops_start: u64,
 }
 
-fn server_builder(compression: Compression) -> enet_multiplayer::ENetBuilder {
+fn server_builder(
+    compression: Compression,
+) -> enet_multiplayer::ENetBuilder<enet_multiplayer::ServerRole> {
     // Garbage includes connection requests (mutated copies of the recorded CONNECT: 177 in
     // 100 000 here), each of which holds an ENet peer slot for ENet's default handshake
     // lifetime, about 30 s, whatever peer_timeout says: with the default 32 clients (48 slots)

@@ -40,14 +40,9 @@ fn short_timeouts() -> (u32, u32, u32) {
 /// with short timeouts.
 const STREAM_TIMEOUTS: (u32, u32, u32) = (32, 600_000, 600_000);
 
-fn lossy_builder(b: ENetBuilder) -> ENetBuilder {
-    let (l, min, max) = STREAM_TIMEOUTS;
-    b.peer_timeout(l, min, max).extra_channels(1)
-}
-
-fn short_builder(b: ENetBuilder) -> ENetBuilder {
-    let (l, min, max) = short_timeouts();
-    b.peer_timeout(l, min, max).extra_channels(1)
+/// Both ends of a proxied cluster: these peer timeouts and one extra channel.
+fn tuned<R>(b: ENetBuilder<R>, (limit, min, max): (u32, u32, u32)) -> ENetBuilder<R> {
+    b.peer_timeout(limit, min, max).extra_channels(1)
 }
 
 /// Jitter, duplicates and reordering, but no random loss.
@@ -59,13 +54,13 @@ fn jittery() -> Impairment {
 }
 
 fn proxied_cluster(
-    builder: fn(ENetBuilder) -> ENetBuilder,
+    timeouts: (u32, u32, u32),
     impair: Impairment,
     seed_value: u64,
     proxied: usize,
     direct: usize,
 ) -> (Net, Rc<RefCell<Proxy>>) {
-    let server = builder(enet_server()).build().expect("server");
+    let server = tuned(enet_server(), timeouts).build().expect("server");
     let port = server.local_port().expect("port");
     let proxy = Rc::new(RefCell::new(Proxy::new(port, impair, seed_value)));
     let proxy_port = proxy.borrow().port();
@@ -74,7 +69,7 @@ fn proxied_cluster(
     for i in 0..proxied + direct {
         let to = if i < proxied { proxy_port } else { port };
         nodes.push(Node::new(Box::new(
-            builder(enet_client(to)).build().expect("client"),
+            tuned(enet_client(to), timeouts).build().expect("client"),
         )));
     }
     let c = Net::new(
@@ -134,7 +129,7 @@ fn lossy_link_reliable_exactly_once_in_order_unreliable_ordered_never_reordered(
     let started = Instant::now();
 
     // Nodes 1, 2, 3 behind the lossy proxy (they connect through it); node 4 direct.
-    let (mut c, proxy) = proxied_cluster(lossy_builder, Impairment::lossy(), seed_value, 3, 1);
+    let (mut c, proxy) = proxied_cluster(STREAM_TIMEOUTS, Impairment::lossy(), seed_value, 3, 1);
     c.wait_for(
         "everyone to connect through the lossy link",
         limit(Duration::from_secs(30)),
@@ -377,7 +372,7 @@ fn lossy_link_reliable_exactly_once_in_order_unreliable_ordered_never_reordered(
 fn blackholed_links_are_reported_on_both_sides_within_the_timeout() {
     let seed_value = seed(0xB1AC);
     // Nodes 1, 2, 3 behind a proxy that jitters, duplicates and reorders; node 4 direct.
-    let (mut c, proxy) = proxied_cluster(short_builder, jittery(), seed_value, 3, 1);
+    let (mut c, proxy) = proxied_cluster(short_timeouts(), jittery(), seed_value, 3, 1);
     c.wait_mesh();
     let ids = c.ids();
     // Some traffic over the jittery link first.

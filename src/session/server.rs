@@ -371,12 +371,7 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             }
             None => self.drops.get(reason),
         };
-        let who = from.map_or_else(|| "unknown sender".to_string(), |id| format!("peer {id}"));
-        if nth == 1 {
-            log::warn!("dropped packet from {who}: {} ({detail})", reason.name());
-        } else {
-            log::debug!("dropped packet from {who}: {} ({detail})", reason.name());
-        }
+        relay::log_drop(from, reason, nth, detail);
         reason
     }
 

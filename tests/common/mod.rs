@@ -5,7 +5,8 @@
 pub mod suite;
 
 use enet_multiplayer::{
-    Compression, ENetBuilder, ENetMultiplayerPeer, MultiplayerPeer, Packet, PeerEvent, PeerId,
+    ClientRole, Compression, ENetBuilder, ENetMultiplayerPeer, MultiplayerPeer, Packet, PeerEvent,
+    PeerId, ServerRole,
 };
 use std::time::{Duration, Instant};
 
@@ -184,13 +185,13 @@ impl<P: MultiplayerPeer + ?Sized> Cluster<P> {
 }
 
 /// A server builder bound to 127.0.0.1 on a free port, no compression unless a test asks.
-pub fn enet_server() -> ENetBuilder {
+pub fn enet_server() -> ENetBuilder<ServerRole> {
     ENetMultiplayerPeer::server(0)
         .bind_address("127.0.0.1".parse().unwrap())
         .compression(Compression::None)
 }
 
-pub fn enet_client(port: u16) -> ENetBuilder {
+pub fn enet_client(port: u16) -> ENetBuilder<ClientRole> {
     ENetMultiplayerPeer::client("127.0.0.1", port).compression(Compression::None)
 }
 
@@ -198,8 +199,8 @@ pub fn enet_client(port: u16) -> ENetBuilder {
 /// meshed (each knows every other through ADD_PEER).
 pub fn enet_cluster(
     clients: usize,
-    server: ENetBuilder,
-    client: impl Fn(ENetBuilder) -> ENetBuilder,
+    server: ENetBuilder<ServerRole>,
+    client: impl Fn(ENetBuilder<ClientRole>) -> ENetBuilder<ClientRole>,
 ) -> Cluster<ENetMultiplayerPeer> {
     let server = server.build().expect("server");
     let port = server.local_port().expect("port");

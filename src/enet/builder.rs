@@ -1,0 +1,337 @@
+//! Building an [`ENetMultiplayerPeer`]: options both roles share, and those of one role only,
+//! offered only on that role's builder.
+
+use super::client::ClientDriver;
+use super::server::ServerDriver;
+use super::ENetMultiplayerPeer;
+use crate::error::{Error, Result};
+use crate::protocol::{HEADER_LEN, MAX_LOGICAL_CHANNEL, SYSTEM_CHANNELS};
+use crate::session::{Limits, ServerConfig};
+use enet_wrapper::{Compression, HostConfig};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Default longest handshake a server waits for when its slots run short (see
+/// [`ENetBuilder::handshake_timeout_ms`]).
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 5000;
+
+/// The server's own options (see [`ENetBuilder<ServerRole>`](ENetBuilder)).
+#[derive(Debug, Clone)]
+pub struct ServerRole {
+    port: u16,
+    session: ServerConfig,
+    channel_limit: Option<usize>,
+    handshake_ms: u32,
+}
+
+/// The client's own options (see [`ENetBuilder<ClientRole>`](ENetBuilder)).
+#[derive(Debug, Clone)]
+pub struct ClientRole {
+    address: String,
+    port: u16,
+    local_port: u16,
+}
+
+/// What both roles configure.
+#[derive(Debug, Clone)]
+pub(crate) struct Common {
+    pub(crate) bind: Option<Ipv4Addr>,
+    pub(crate) extra_channels: u8,
+    pub(crate) bandwidth: (u32, u32),
+    pub(crate) always_ordered: bool,
+    pub(crate) compression: Compression,
+    pub(crate) timeout: Option<(u32, u32, u32)>,
+    pub(crate) flush_every_send: bool,
+    pub(crate) max_packet_size: Option<usize>,
+}
+
+impl Common {
+    /// The ENet channels every connection has: the system channels and the extra ones.
+    pub(crate) fn channels(&self) -> usize {
+        SYSTEM_CHANNELS + usize::from(self.extra_channels)
+    }
+
+    /// The host configuration both roles start from, and the limits of what the game sends.
+    fn host_config(&self, bind: Option<SocketAddrV4>) -> Result<(HostConfig, Limits)> {
+        if self.extra_channels > MAX_LOGICAL_CHANNEL {
+            return Err(Error::InvalidConfig(format!(
+                "extra channels {} above {MAX_LOGICAL_CHANNEL}",
+                self.extra_channels
+            )));
+        }
+        let max_packet =
+            match self.max_packet_size {
+                Some(0) => return Err(Error::InvalidConfig("max packet size 0".into())),
+                Some(n) => Some(n.checked_add(HEADER_LEN).ok_or_else(|| {
+                    Error::InvalidConfig(format!("max packet size {n} too large"))
+                })?),
+                None => None,
+            };
+        let config = HostConfig::client()
+            .bind(bind)
+            .bandwidth(self.bandwidth.0, self.bandwidth.1)
+            .compression(self.compression)
+            .max_packet_size(max_packet);
+        let limits = Limits {
+            logical_channels: u16::from(self.extra_channels) + 1,
+            max_packet_size: max_packet.unwrap_or(enet_wrapper::DEFAULT_MAX_PACKET_SIZE)
+                - HEADER_LEN,
+        };
+        Ok((config, limits))
+    }
+}
+
+/// Builds an [`ENetMultiplayerPeer`]: start with [`ENetMultiplayerPeer::server`] (an
+/// `ENetBuilder<ServerRole>`) or [`ENetMultiplayerPeer::client`] (an `ENetBuilder<ClientRole>`).
+/// Options of one role exist only on that role's builder.
+///
+/// # Compression must match
+/// The default is ENet's range coder, which is what Godot 3.4+ (and Redot 3) use by default.
+/// **Godot 3.2 and 3.3 default to no compression.** A connection between two ends that disagree
+/// never completes and nothing says why, so set `.compression(Compression::None)` for Godot
+/// 3.2/3.3 games (or set their `compression_mode` to `COMPRESS_RANGE_CODER`).
+///
+/// ```
+/// use enet_multiplayer::{Compression, ENetMultiplayerPeer};
+/// let server = ENetMultiplayerPeer::server(0)
+///     .bind_address("127.0.0.1".parse().unwrap())
+///     .max_clients(8)
+///     .compression(Compression::None)
+///     .build()?;
+/// assert!(server.local_port().unwrap() > 0);
+/// # Ok::<(), enet_multiplayer::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ENetBuilder<R> {
+    pub(crate) common: Common,
+    role: R,
+}
+
+impl<R> ENetBuilder<R> {
+    fn with(role: R) -> ENetBuilder<R> {
+        ENetBuilder {
+            common: Common {
+                bind: None,
+                extra_channels: 0,
+                bandwidth: (0, 0),
+                always_ordered: false,
+                compression: Compression::RangeCoder,
+                timeout: None,
+                flush_every_send: false,
+                max_packet_size: None,
+            },
+            role,
+        }
+    }
+
+    /// The local address to bind (server: where to listen, default all interfaces).
+    pub fn bind_address(mut self, ip: Ipv4Addr) -> Self {
+        self.common.bind = Some(ip);
+        self
+    }
+
+    /// Logical channels beyond the default channel 0 (Godot's `channel_count - 3`), 0..=252.
+    pub fn extra_channels(mut self, n: u8) -> Self {
+        self.common.extra_channels = n;
+        self
+    }
+
+    /// Incoming and outgoing bandwidth in bytes/second; 0 = unlimited (default).
+    pub fn bandwidth(mut self, incoming: u32, outgoing: u32) -> Self {
+        self.common.bandwidth = (incoming, outgoing);
+        self
+    }
+
+    /// Send unreliable packets sequenced, like unreliable-ordered (Godot's `always_ordered`).
+    pub fn always_ordered(mut self, on: bool) -> Self {
+        self.common.always_ordered = on;
+        self
+    }
+
+    /// Datagram compression; see the type-level note: it must match the other end.
+    pub fn compression(mut self, c: Compression) -> Self {
+        self.common.compression = c;
+        self
+    }
+
+    /// ENet peer timeouts for every connection: `limit`, `min_ms`, `max_ms` (0 keeps ENet's
+    /// default for that value: 32, 5000 ms, 30000 ms).
+    pub fn peer_timeout(mut self, limit: u32, min_ms: u32, max_ms: u32) -> Self {
+        self.common.timeout = Some((limit, min_ms, max_ms));
+        self
+    }
+
+    /// Flush after every send (Godot's exact timing) instead of once per poll (default).
+    pub fn flush_every_send(mut self, on: bool) -> Self {
+        self.common.flush_every_send = on;
+        self
+    }
+
+    /// Largest payload, in bytes (default: ENet's 32 MiB limit minus the 8-byte header). Larger
+    /// incoming packets are refused by ENet.
+    pub fn max_packet_size(mut self, bytes: usize) -> Self {
+        self.common.max_packet_size = Some(bytes);
+        self
+    }
+}
+
+impl ENetBuilder<ServerRole> {
+    pub(crate) fn server(port: u16) -> ENetBuilder<ServerRole> {
+        ENetBuilder::with(ServerRole {
+            port,
+            session: ServerConfig::default(),
+            channel_limit: None,
+            handshake_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        })
+    }
+
+    /// Most clients at once, 1..=4095 (default 32).
+    pub fn max_clients(mut self, n: usize) -> Self {
+        self.role.session.max_clients = n;
+        self
+    }
+
+    /// The most ENet channels a connection may negotiate (default `3 + extra_channels`). A
+    /// relay that should carry every channel its clients use sets 255.
+    pub fn channel_limit(mut self, n: usize) -> Self {
+        self.role.channel_limit = Some(n);
+        self
+    }
+
+    /// Relay client-to-client packets and announce peers (default on, as Godot).
+    pub fn server_relay(mut self, on: bool) -> Self {
+        self.role.session.relay = on;
+        self
+    }
+
+    /// Most packets per second accepted from one client; the excess is dropped and counted as
+    /// [`DropReason::RateLimited`](crate::relay::DropReason) (default: no limit).
+    pub fn rate_limit(mut self, packets_per_second: Option<u32>) -> Self {
+        self.role.session.rate_limit = packets_per_second;
+        self
+    }
+
+    /// When three quarters or more of the peer slots are taken, the longest a connection may
+    /// stay half-open (connect request received, handshake not completed) before its slot is
+    /// freed, in milliseconds (default 5000; the peer timeout applies if shorter). ENet's own
+    /// default is about 30 s, which would let a flood of forged connect requests lock new
+    /// clients out that long; with slots to spare, handshakes keep ENet's patient defaults.
+    pub fn handshake_timeout_ms(mut self, ms: u32) -> Self {
+        self.role.handshake_ms = ms;
+        self
+    }
+
+    /// Starts listening.
+    pub fn build(self) -> Result<ENetMultiplayerPeer> {
+        let ServerRole {
+            port,
+            session,
+            channel_limit,
+            handshake_ms,
+        } = self.role;
+        let max_clients = session.max_clients;
+        if !(1..=enet_wrapper::MAX_PEERS).contains(&max_clients) {
+            return Err(Error::InvalidConfig(format!(
+                "max clients {max_clients} is outside 1..={}",
+                enet_wrapper::MAX_PEERS
+            )));
+        }
+        let channels = self.common.channels();
+        let limit = channel_limit.unwrap_or(channels);
+        if !(channels..=enet_wrapper::MAX_CHANNELS).contains(&limit) {
+            return Err(Error::InvalidConfig(format!(
+                "channel limit {limit} is outside {channels}..={}",
+                enet_wrapper::MAX_CHANNELS
+            )));
+        }
+        if handshake_ms == 0 {
+            return Err(Error::InvalidConfig("handshake timeout of 0 ms".into()));
+        }
+        if session.rate_limit == Some(0) {
+            return Err(Error::InvalidConfig("rate limit of 0 packets/s".into()));
+        }
+        let bind = SocketAddrV4::new(self.common.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+        let (config, limits) = self.common.host_config(Some(bind))?;
+        let config = config
+            .peer_limit(ServerDriver::slots(max_clients))
+            .channel_limit(limit)
+            .handshake_timeout(Some(handshake_timeout(self.common.timeout, handshake_ms)));
+        let driver = ServerDriver::new(&config, session, limits, self.common)?;
+        log::info!("server listening on {bind} (max {max_clients} clients)");
+        Ok(ENetMultiplayerPeer::from_server(driver))
+    }
+}
+
+impl ENetBuilder<ClientRole> {
+    pub(crate) fn client(address: String, port: u16) -> ENetBuilder<ClientRole> {
+        ENetBuilder::with(ClientRole {
+            address,
+            port,
+            local_port: 0,
+        })
+    }
+
+    /// The local UDP port (default 0, any).
+    pub fn local_port(mut self, port: u16) -> Self {
+        self.role.local_port = port;
+        self
+    }
+
+    /// Starts connecting.
+    pub fn build(self) -> Result<ENetMultiplayerPeer> {
+        let ClientRole {
+            address,
+            port,
+            local_port,
+        } = self.role;
+        let remote = resolve(&address, port)?;
+        let bind = (self.common.bind.is_some() || local_port != 0).then(|| {
+            SocketAddrV4::new(
+                self.common.bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                local_port,
+            )
+        });
+        let (config, limits) = self.common.host_config(bind)?;
+        let channels = self.common.channels();
+        let config = config.peer_limit(1).channel_limit(channels);
+        let driver = ClientDriver::connect(&config, remote, limits, self.common)?;
+        Ok(ENetMultiplayerPeer::from_client(driver))
+    }
+}
+
+/// The handshake timeout: the peer timeout (ENet's defaults for its zero values), each bound
+/// capped at `cap_ms`.
+fn handshake_timeout(peer: Option<(u32, u32, u32)>, cap_ms: u32) -> (u32, u32, u32) {
+    let (limit, min, max) = peer.unwrap_or((0, 0, 0));
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    (
+        or(limit, enet_sys_defaults::TIMEOUT_LIMIT),
+        or(min, enet_sys_defaults::TIMEOUT_MINIMUM).min(cap_ms),
+        or(max, enet_sys_defaults::TIMEOUT_MAXIMUM).min(cap_ms),
+    )
+}
+
+/// ENet 1.3's peer timeout defaults (`ENET_PEER_TIMEOUT_*`).
+mod enet_sys_defaults {
+    pub const TIMEOUT_LIMIT: u32 = 32;
+    pub const TIMEOUT_MINIMUM: u32 = 5000;
+    pub const TIMEOUT_MAXIMUM: u32 = 30000;
+}
+
+fn resolve(address: &str, port: u16) -> Result<SocketAddrV4> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let addrs = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?;
+    for a in addrs {
+        if let SocketAddr::V4(v4) = a {
+            return Ok(v4);
+        }
+    }
+    Err(Error::Resolve {
+        address: address.to_string(),
+        reason: "no IPv4 address (ENet 1.3 speaks IPv4 only)".into(),
+    })
+}
