@@ -110,6 +110,12 @@ impl Dictionary {
     /// its last value (what Godot's `d[key] = value` loop gives).
     pub(crate) fn from_pairs(pairs: Vec<(Variant, Variant)>) -> Dictionary {
         if pairs.len() <= LINEAR_DEDUP_MAX {
+            let unique =
+                (1..pairs.len()).all(|i| !pairs[..i].iter().any(|(k, _)| key_eq(k, &pairs[i].0)));
+            if unique {
+                // The usual case: the decoded entries are the dictionary, no copy.
+                return Dictionary { entries: pairs };
+            }
             let mut dict = Dictionary::with_capacity(pairs.len());
             for (k, v) in pairs {
                 dict.insert(k, v);

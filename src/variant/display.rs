@@ -204,6 +204,10 @@ impl Display for Variant {
     /// As Godot 3.2's `str(value)`: `Null`, `True`, `5`, `0.1`, `(1, 2)`, `[1, a, (1, 2)]`,
     /// `{a:1, b:2}`, ... (`PoolByteArray` and `PoolColorArray` print as their type name in
     /// brackets, as in Godot 3.2).
+    ///
+    /// One Godot 3.2 quirk is not copied: its `str()` prints every empty array or dictionary
+    /// after the first one met as `[...]` / `{...}` (its recursion guard keys on the data
+    /// pointer, null for all empty containers); here `[[], []]` prints as such.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
             Variant::Nil => f.write_str("Null"),
