@@ -16,15 +16,20 @@
 #![deny(missing_docs)]
 
 mod address;
+mod config;
 mod error;
+mod event;
 mod host;
 mod init;
 mod inspect;
+mod intercept;
 mod packet;
+mod peer;
 
+pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS};
 pub use error::{Error, Result};
-pub use host::{
-    Compression, Event, Host, HostConfig, Intercept, InterceptFn, PeerHandle, PeerInfo, PeerMut,
-    PeerState, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS,
-};
+pub use event::Event;
+pub use host::Host;
+pub use intercept::{Intercept, InterceptFn};
 pub use packet::{Packet, PacketFlags};
+pub use peer::{PeerHandle, PeerInfo, PeerMut, PeerState};

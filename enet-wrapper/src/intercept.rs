@@ -1,0 +1,169 @@
+//! The one callback given to C: ENet's `intercept`, which sees every raw datagram before ENet
+//! parses it. The trampoline runs the application's [`InterceptFn`], notes connect requests
+//! (for the handshake bookkeeping) and counts the data ENet is about to reject (see `inspect`).
+
+use crate::address::from_enet;
+use crate::inspect::{first_rejection, Reject};
+use enet_sys::{ENetEvent, ENetHost};
+use std::cell::Cell;
+use std::net::SocketAddrV4;
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// What an intercept callback decides about a raw datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intercept {
+    /// Let ENet process it.
+    Pass,
+    /// Swallow it: ENet never sees it.
+    Drop,
+}
+
+/// A callback that sees every raw UDP datagram before ENet parses it.
+pub type InterceptFn = dyn FnMut(&[u8], SocketAddrV4) -> Intercept + Send;
+
+/// What the intercept trampoline works with while one host is being serviced. Owned by the
+/// host (boxed, so its address is stable) and reachable from C only during a service call.
+pub(crate) struct Hooks {
+    /// The application's intercept, if any.
+    pub(crate) user: Option<Box<InterceptFn>>,
+    /// A connect request arrived: new half-open handshakes may need their timeout.
+    pub(crate) handshake_seen: bool,
+    /// Datagrams ENet is about to reject, by peer slot.
+    pub(crate) rejects: Vec<(usize, Reject)>,
+    /// Room to decompress a datagram into, to look at it.
+    pub(crate) scratch: Vec<u8>,
+}
+
+thread_local! {
+    /// The hooks of the host being serviced on this thread, if any.
+    static CURRENT_HOOKS: Cell<*mut Hooks> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Installs a host's hooks for the duration of one service call, restoring what was there.
+pub(crate) struct HookScope(*mut Hooks);
+
+impl HookScope {
+    pub(crate) fn enter(hooks: &mut Hooks) -> HookScope {
+        HookScope(CURRENT_HOOKS.with(|c| c.replace(hooks as *mut Hooks)))
+    }
+}
+
+impl Drop for HookScope {
+    fn drop(&mut self) {
+        CURRENT_HOOKS.with(|c| c.set(self.0));
+    }
+}
+
+const PEER_ID_MASK: u16 = 0x0FFF;
+const HEADER_FLAG_SENT_TIME: u16 =
+    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_SENT_TIME as u16;
+const HEADER_FLAG_COMPRESSED: u16 =
+    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_COMPRESSED as u16;
+
+pub(crate) unsafe extern "C" fn intercept_trampoline(
+    host: *mut ENetHost,
+    _event: *mut ENetEvent,
+) -> c_int {
+    let hooks = CURRENT_HOOKS.with(|c| c.get());
+    if hooks.is_null() {
+        return 0;
+    }
+    // SAFETY: ENet calls this from inside enet_host_service on this thread, with `host` valid
+    // and `receivedData` holding `receivedDataLength` bytes just read from the socket; the slice
+    // is only used during this call, before ENet reuses the buffer.
+    let (data, from) = unsafe {
+        let h = &*host;
+        let data = if h.receivedData.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(h.receivedData, h.receivedDataLength)
+        };
+        (data, from_enet(&h.receivedAddress))
+    };
+    // SAFETY: the pointer was set by `HookScope::enter` from a `&mut Hooks` owned by the host
+    // being serviced, which the `&mut self` of the service call keeps alive and unaliased; the
+    // scope is dropped (and the pointer restored) before that borrow ends.
+    let hooks = unsafe { &mut *hooks };
+    if let Some(f) = hooks.user.as_mut() {
+        match catch_unwind(AssertUnwindSafe(|| f(data, from))) {
+            Ok(Intercept::Pass) => {}
+            Ok(Intercept::Drop) => return 1,
+            Err(_) => {
+                log::error!("intercept callback panicked; the datagram from {from} is dropped");
+                return 1;
+            }
+        }
+    }
+    // SAFETY: as above: `host` is valid for the duration of this call.
+    let host = unsafe { &*host };
+    if catch_unwind(AssertUnwindSafe(|| look_at_datagram(host, hooks, data))).is_err() {
+        log::error!("datagram inspection panicked; the datagram from {from} is left to ENet");
+    }
+    0
+}
+
+/// Notes connect requests and the data ENet is about to reject (see `inspect`).
+fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
+    let Some(word) = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return;
+    };
+    let slot = usize::from(word & PEER_ID_MASK);
+    if slot == usize::from(PEER_ID_MASK) {
+        hooks.handshake_seen = true;
+        return;
+    }
+    if slot >= host.peerCount {
+        return;
+    }
+    // SAFETY: slot < peerCount, a peer of this valid host; read-only.
+    let peer = unsafe { &*host.peers.add(slot) };
+    let live = peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_CONNECTED
+        || peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_DISCONNECT_LATER;
+    if !live
+        || peer.address.host != host.receivedAddress.host
+        || peer.address.port != host.receivedAddress.port
+    {
+        return; // ENet ignores it without looking further.
+    }
+    let mut header = if word & HEADER_FLAG_SENT_TIME != 0 {
+        4
+    } else {
+        2
+    };
+    if host.checksum.is_some() {
+        header += 4;
+    }
+    let Some(body) = data.get(header..) else {
+        return;
+    };
+    let body = if word & HEADER_FLAG_COMPRESSED != 0 {
+        let Some(decompress) = host.compressor.decompress else {
+            return;
+        };
+        hooks
+            .scratch
+            .resize(enet_sys::ENET_PROTOCOL_MAXIMUM_MTU as usize, 0);
+        // SAFETY: the host's own decompressor and context (ENet uses them the same way right
+        // after this callback; the range coder resets its state on every call); input and
+        // output buffers are valid for the lengths given.
+        let n = unsafe {
+            decompress(
+                host.compressor.context,
+                body.as_ptr(),
+                body.len(),
+                hooks.scratch.as_mut_ptr(),
+                hooks.scratch.len(),
+            )
+        };
+        if n == 0 || n > hooks.scratch.len() {
+            return;
+        }
+        &hooks.scratch[..n]
+    } else {
+        body
+    };
+    if let Some(r) = first_rejection(body, peer.channelCount, host.maximumPacketSize) {
+        hooks.rejects.push((slot, r));
+    }
+}
