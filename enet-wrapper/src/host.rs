@@ -7,7 +7,7 @@ use crate::inspect::Reject;
 use crate::intercept::{intercept_trampoline, HookScope, Hooks, InterceptFn};
 use crate::packet::release_if_unowned;
 use crate::peer::{next_token, PeerInfo, PeerMut, PeerState, Slot};
-use crate::{Error, Event, Packet, PeerHandle, Result};
+use crate::{Error, Event, Packet, PeerHandle, Result, Timeout};
 use enet_sys::{ENetEvent, ENetHost, ENetPeer};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::raw::c_int;
@@ -337,7 +337,7 @@ impl Host {
             packets_received: slot.packets_received,
             bytes_received: slot.bytes_received,
             ping_interval: p.pingInterval,
-            timeout: (p.timeoutLimit, p.timeoutMinimum, p.timeoutMaximum),
+            timeout: Timeout::new(p.timeoutLimit, p.timeoutMinimum, p.timeoutMaximum),
             throttle: p.packetThrottle,
             rejected_oversize: slot.rejected_oversize,
             rejected_channel: slot.rejected_channel,

@@ -25,6 +25,7 @@ mod inspect;
 mod intercept;
 mod packet;
 mod peer;
+mod timeout;
 
 pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS};
 pub use error::{Error, Result};
@@ -33,3 +34,4 @@ pub use host::Host;
 pub use intercept::{Intercept, InterceptFn};
 pub use packet::{Packet, PacketFlags};
 pub use peer::{PeerHandle, PeerInfo, PeerMut, PeerState};
+pub use timeout::Timeout;

@@ -3,7 +3,7 @@
 
 use crate::host::Host;
 use crate::packet::release_if_unowned;
-use crate::{Error, Packet, Result};
+use crate::{Error, Packet, Result, Timeout};
 use enet_sys::ENetPeer;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,8 +101,8 @@ pub struct PeerInfo {
     pub bytes_received: u64,
     /// Ping interval in milliseconds.
     pub ping_interval: u32,
-    /// Timeout limit, minimum and maximum (ENet's units: attempts, milliseconds, milliseconds).
-    pub timeout: (u32, u32, u32),
+    /// The peer timeout in force (ENet stores it with its defaults filled in).
+    pub timeout: Timeout,
     /// Current packet throttle, 0 ..= 32 (`ENET_PEER_PACKET_THROTTLE_SCALE`).
     pub throttle: u32,
     /// Datagrams from this peer that ENet rejected because a payload exceeded the host's
@@ -223,11 +223,22 @@ impl PeerMut<'_> {
         unsafe { enet_sys::enet_peer_ping_interval(self.raw, ms) };
     }
 
-    /// ENet's timeout parameters: `limit` (unacknowledged attempts scaled by RTT), and the
-    /// `min`/`max` milliseconds before a silent peer is dropped (0 keeps a default).
-    pub fn set_timeout(&mut self, limit: u32, min_ms: u32, max_ms: u32) {
+    /// Sets the peer timeout: when this peer is given up on if its reliable data goes
+    /// unacknowledged (see [`Timeout`]; 0 fields keep ENet's defaults). Godot 3's
+    /// `set_peer_timeout`.
+    #[doc(alias = "enet_peer_timeout")]
+    pub fn set_peer_timeout(&mut self, timeout: Timeout) {
         // SAFETY: checked peer.
-        unsafe { enet_sys::enet_peer_timeout(self.raw, limit, min_ms, max_ms) };
+        unsafe {
+            enet_sys::enet_peer_timeout(self.raw, timeout.limit, timeout.min_ms, timeout.max_ms)
+        };
+    }
+
+    /// The same as [`PeerMut::set_peer_timeout`] with the three numbers unpacked. Kept for
+    /// compatibility with callers written before [`Timeout`] existed; prefer
+    /// `set_peer_timeout`.
+    pub fn set_timeout(&mut self, limit: u32, min_ms: u32, max_ms: u32) {
+        self.set_peer_timeout(Timeout::new(limit, min_ms, max_ms));
     }
 
     /// ENet's packet throttle: measurement interval (ms), acceleration and deceleration

@@ -2,7 +2,7 @@
 
 use enet_wrapper::{
     Compression, Error, Event, Host, HostConfig, Intercept, Packet, PacketFlags, PeerHandle,
-    PeerState,
+    PeerState, Timeout,
 };
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
@@ -461,7 +461,9 @@ fn connecting_to_nobody_ends_in_a_disconnect_event() {
         addr(&s)
     };
     let h = c.connect(dead, 1, 0).unwrap();
-    c.peer_mut(h).unwrap().set_timeout(1, 200, 400);
+    c.peer_mut(h)
+        .unwrap()
+        .set_peer_timeout(Timeout::new(1, 200, 400));
     let events = pump_until(&mut [&mut c], |ev| {
         ev.iter()
             .any(|(_, e)| matches!(e, Event::Disconnect { .. }))
@@ -546,5 +548,5 @@ fn half_open_handshakes_time_out_with_the_handshake_timeout() {
     );
     // Once connected, the peer has ENet's default timeouts again.
     let info = s.peer_info(on_server).unwrap();
-    assert_eq!(info.timeout, (32, 5000, 30000));
+    assert_eq!(info.timeout, Timeout::ENET_DEFAULT);
 }
