@@ -11,7 +11,7 @@ use crate::protocol::{
 };
 use crate::relay::{self, DropCounts, DropReason, Forward};
 use bytes::Bytes;
-use enet_wrapper::{Event, Host, HostConfig, PacketFlags, PeerHandle};
+use enet_wrapper::{Event, Host, HostConfig, PacketFlags, PeerHandle, SlotUsage, Timeout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -238,15 +238,17 @@ impl ENetBuilder {
                     return Err(Error::InvalidConfig("handshake timeout of 0 ms".into()));
                 }
                 let bind = SocketAddrV4::new(self.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
-                let host = Host::new(
+                let mut host = Host::new(
                     &base(Some(bind))
                         .peer_limit((max_clients + SPARE_SLOTS).min(enet_wrapper::MAX_PEERS))
-                        .channel_limit(limit)
-                        .handshake_timeout(Some(handshake_timeout(
-                            self.timeout,
-                            self.handshake_ms,
-                        ))),
+                        .channel_limit(limit),
                 )?;
+                // Once three quarters or more of the slots are taken, half-open handshakes get
+                // the handshake timeout (the wrapper gives ENet's defaults back on connect).
+                let short = Timeout::from(handshake_timeout(self.timeout, self.handshake_ms));
+                host.set_handshake_policy(Some(Box::new(move |u: SlotUsage| {
+                    (u.in_use * 4 >= u.limit * 3).then_some(short)
+                })));
                 log::info!("server listening on {bind} (max {max_clients} clients)");
                 Ok(ENetMultiplayerPeer::new(
                     host,

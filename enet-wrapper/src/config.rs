@@ -47,14 +47,6 @@ pub struct HostConfig {
     pub compression: Compression,
     /// Largest packet this host sends or accepts; `None` keeps ENet's 32 MiB.
     pub max_packet_size: Option<usize>,
-    /// Timeout (`limit`, `min_ms`, `max_ms`, as [`PeerMut::set_timeout`]) for incoming
-    /// connections still in their handshake, applied while three quarters or more of the peer
-    /// slots are taken. ENet gives a half-open handshake its default lifetime (about 30 s), so a
-    /// flood of forged connect requests could hold every slot that long; under that pressure a
-    /// short handshake timeout frees them sooner, while with room to spare handshakes keep ENet's
-    /// patient defaults (lossy links need them). Once connected, a peer gets ENet's defaults back
-    /// (change them with `set_timeout`). `None` never shortens handshakes.
-    pub handshake_timeout: Option<(u32, u32, u32)>,
 }
 
 impl HostConfig {
@@ -76,7 +68,6 @@ impl HostConfig {
             outgoing_bandwidth: 0,
             compression: Compression::None,
             max_packet_size: None,
-            handshake_timeout: None,
         }
     }
 
@@ -114,12 +105,6 @@ impl HostConfig {
     /// Sets [`HostConfig::max_packet_size`].
     pub fn max_packet_size(mut self, bytes: Option<usize>) -> Self {
         self.max_packet_size = bytes;
-        self
-    }
-
-    /// Sets [`HostConfig::handshake_timeout`].
-    pub fn handshake_timeout(mut self, timeout: Option<(u32, u32, u32)>) -> Self {
-        self.handshake_timeout = timeout;
         self
     }
 

@@ -2,6 +2,7 @@
 
 use crate::address::{from_enet, to_enet};
 use crate::config::{Compression, HostConfig, MAX_CHANNELS};
+use crate::handshake::{slot_usage, HandshakePolicyFn, Handshakes, SlotUsage};
 use crate::init::InitGuard;
 use crate::inspect::Reject;
 use crate::intercept::{intercept_trampoline, HookScope, Hooks, InterceptFn};
@@ -44,8 +45,7 @@ pub struct Host {
     raw: NonNull<ENetHost>,
     pub(crate) slots: Vec<Slot>,
     hooks: Box<Hooks>,
-    handshake_timeout: Option<(u32, u32, u32)>,
-    handshakes: u64,
+    handshakes: Handshakes,
     rejected: (u64, u64),
     _init: InitGuard,
 }
@@ -93,8 +93,7 @@ impl Host {
                 rejects: Vec::new(),
                 scratch: Vec::new(),
             }),
-            handshake_timeout: config.handshake_timeout,
-            handshakes: 0,
+            handshakes: Handshakes::default(),
             rejected: (0, 0),
             _init: init,
         };
@@ -194,7 +193,30 @@ impl Host {
 
     /// Incoming handshakes started since the host was created (completed or not).
     pub fn handshakes_started(&self) -> u64 {
-        self.handshakes
+        self.handshakes.started
+    }
+
+    /// Installs (or with `None` removes) the policy that decides the timeout of new half-open
+    /// incoming handshakes; see [`HandshakePolicyFn`] for when it is asked and what its answer
+    /// does. Without one, half-open handshakes keep ENet's default timeout (about 30 s).
+    ///
+    /// ```
+    /// use enet_wrapper::{Host, HostConfig, SlotUsage, Timeout};
+    /// let mut server = Host::new(&HostConfig::server("127.0.0.1:0".parse().unwrap()).peer_limit(8))?;
+    /// // Once three quarters of the slots are taken, half-open handshakes get 2 s at most.
+    /// server.set_handshake_policy(Some(Box::new(|u: SlotUsage| {
+    ///     (u.in_use * 4 >= u.limit * 3).then_some(Timeout::new(32, 2000, 2000))
+    /// })));
+    /// # Ok::<(), enet_wrapper::Error>(())
+    /// ```
+    pub fn set_handshake_policy(&mut self, policy: Option<Box<HandshakePolicyFn>>) {
+        self.handshakes.policy = policy;
+    }
+
+    /// How the peer slots are used now (a scan of every slot).
+    pub fn slot_usage(&self) -> SlotUsage {
+        // SAFETY: `peers` has `peerCount` entries of this valid host; only states are read.
+        unsafe { slot_usage(self.host().peers, self.host().peerCount) }
     }
 
     /// Datagrams ENet rejected since the host was created: (oversize payload, channel the
@@ -381,7 +403,7 @@ impl Host {
     }
 
     /// Books what the trampoline saw during a service call: rejected data, and new half-open
-    /// handshakes (which get the handshake timeout).
+    /// handshakes (offered to the handshake policy).
     fn after_receive(&mut self) {
         for (index, reject) in std::mem::take(&mut self.hooks.rejects) {
             let slot = &mut self.slots[index];
@@ -405,40 +427,9 @@ impl Host {
                 log::debug!("ENet dropped data from peer slot {index}: {what}");
             }
         }
-        if !std::mem::take(&mut self.hooks.handshake_seen) {
-            return;
-        }
-        // Count new half-open handshakes; when slots run short (a quarter or less free), give
-        // every half-open one the handshake timeout so a flood cannot hold them for long. With
-        // room to spare, handshakes keep ENet's patient defaults, which lossy links need.
-        let mut free = 0;
-        let mut half_open = Vec::new();
-        for i in 0..self.slots.len() {
-            // SAFETY: i < peerCount; a peer of this valid host; read-only here.
-            let peer = unsafe { &*self.host().peers.add(i) };
-            if peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_DISCONNECTED {
-                free += 1;
-            } else if peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_ACKNOWLEDGING_CONNECT {
-                if self.slots[i].handshake != peer.connectID {
-                    self.slots[i].handshake = peer.connectID;
-                    self.slots[i].short_handshake = false;
-                    self.handshakes += 1;
-                }
-                if !self.slots[i].short_handshake {
-                    half_open.push(i);
-                }
-            }
-        }
-        let Some((limit, min, max)) = self.handshake_timeout else {
-            return;
-        };
-        if free * 4 > self.slots.len() {
-            return;
-        }
-        for i in half_open {
-            self.slots[i].short_handshake = true;
-            // SAFETY: i < peerCount: a live peer slot of this host.
-            unsafe { enet_sys::enet_peer_timeout(self.host().peers.add(i), limit, min, max) };
+        if std::mem::take(&mut self.hooks.handshake_seen) {
+            // SAFETY: a valid host with `slots.len()` peers; ENet is not running (`&mut self`).
+            unsafe { self.handshakes.scan(self.raw, &mut self.slots) };
         }
     }
 
@@ -468,17 +459,10 @@ impl Host {
         };
         match event.type_ {
             enet_sys::_ENetEventType_ENET_EVENT_TYPE_CONNECT => {
-                // SAFETY: the event's peer is a slot of this host.
+                // SAFETY: the event's peer is a live slot of this host, ENet is not running.
+                unsafe { self.handshakes.on_connect(event.peer, slot) };
+                // SAFETY: as above; one field read.
                 let connect_id = unsafe { (*event.peer).connectID };
-                if slot.handshake != connect_id && slot.connect_id != connect_id {
-                    // An incoming handshake that completed before a scan saw it half-open.
-                    slot.handshake = connect_id;
-                    self.handshakes += 1;
-                } else if slot.handshake == connect_id && slot.short_handshake {
-                    // The handshake is over: ENet's default timeouts again.
-                    // SAFETY: the event's peer is a live slot of this host.
-                    unsafe { enet_sys::enet_peer_timeout(event.peer, 0, 0, 0) };
-                }
                 // An outgoing connection keeps the handle `connect` returned.
                 if slot.token == 0 || slot.connect_id != connect_id {
                     *slot = Slot {

@@ -2,9 +2,10 @@
 
 use enet_wrapper::{
     Compression, Error, Event, Host, HostConfig, Intercept, Packet, PacketFlags, PeerHandle,
-    PeerState, Timeout,
+    PeerState, SlotUsage, Timeout,
 };
 use std::net::SocketAddrV4;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -516,27 +517,53 @@ fn oversize_data_is_counted_when_enet_rejects_it() {
     }
 }
 
-#[test]
-fn half_open_handshakes_time_out_with_the_handshake_timeout() {
-    let mut s = Host::new(
-        &HostConfig::server("127.0.0.1:0".parse().unwrap())
-            .peer_limit(1)
-            .channel_limit(1)
-            .handshake_timeout(Some((1, 200, 400))),
-    )
-    .unwrap();
-    // A deaf client: it sends its connect request but never hears the answer, so the server's
-    // only slot stays half-open.
+/// A client that sends its connect request but never hears the answer, so the server's slot
+/// for it stays half-open.
+fn deaf_client(to: SocketAddrV4) -> Host {
     let mut deaf = client(1);
     deaf.set_intercept(Some(Box::new(|_: &[u8], _| Intercept::Drop)));
-    let h = deaf.connect(addr(&s), 1, 0).unwrap();
-    deaf.peer_mut(h).unwrap().set_timeout(1, 200, 400);
+    let h = deaf.connect(to, 1, 0).unwrap();
+    deaf.peer_mut(h)
+        .unwrap()
+        .set_peer_timeout(Timeout::new(1, 200, 400));
+    deaf
+}
+
+/// Services `s` (and `others`) until `s` has seen `n` handshakes start.
+fn until_handshakes(s: &mut Host, others: &mut [&mut Host], n: u64) {
     let start = Instant::now();
-    while s.handshakes_started() == 0 {
-        assert!(start.elapsed() < DEADLINE);
+    while s.handshakes_started() < n {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} handshakes",
+            s.handshakes_started()
+        );
         s.service(Duration::from_millis(1)).unwrap();
-        deaf.service(Duration::ZERO).unwrap();
+        for o in others.iter_mut() {
+            o.service(Duration::ZERO).unwrap();
+        }
     }
+}
+
+#[test]
+fn half_open_handshakes_time_out_with_the_policys_timeout() {
+    let mut s = server(1, 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    s.set_handshake_policy(Some(Box::new(move |u: SlotUsage| {
+        log.lock().unwrap().push(u);
+        Some(Timeout::new(1, 200, 400))
+    })));
+    let mut deaf = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf], 1);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [SlotUsage {
+            in_use: 1,
+            half_open: 1,
+            limit: 1
+        }]
+    );
     // Within the handshake timeout the slot frees and a real client gets in.
     let mut real = client(1);
     let started = Instant::now();
@@ -549,4 +576,39 @@ fn half_open_handshakes_time_out_with_the_handshake_timeout() {
     // Once connected, the peer has ENet's default timeouts again.
     let info = s.peer_info(on_server).unwrap();
     assert_eq!(info.timeout, Timeout::ENET_DEFAULT);
+}
+
+#[test]
+fn a_declined_handshake_is_offered_to_the_policy_again() {
+    let mut s = server(4, 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    s.set_handshake_policy(Some(Box::new(move |u: SlotUsage| {
+        log.lock().unwrap().push(u);
+        None
+    })));
+    let mut deaf1 = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf1], 1);
+    let one = SlotUsage {
+        in_use: 1,
+        half_open: 1,
+        limit: 4,
+    };
+    assert_eq!(*seen.lock().unwrap(), [one]);
+    assert_eq!(s.slot_usage(), one);
+    assert_eq!(one.free(), 3);
+    let mut deaf2 = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf1, &mut deaf2], 2);
+    let two = SlotUsage {
+        in_use: 2,
+        half_open: 2,
+        limit: 4,
+    };
+    assert_eq!(seen.lock().unwrap().last(), Some(&two));
+    // Without a policy, handshakes are still counted.
+    s.set_handshake_policy(None);
+    let mut deaf3 = deaf_client(addr(&s));
+    let calls = seen.lock().unwrap().len();
+    until_handshakes(&mut s, &mut [&mut deaf1, &mut deaf2, &mut deaf3], 3);
+    assert_eq!(seen.lock().unwrap().len(), calls);
 }
