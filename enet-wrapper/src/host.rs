@@ -5,11 +5,12 @@ use crate::config::{Compression, HostConfig, MAX_CHANNELS};
 use crate::handshake::{slot_usage, HandshakePolicyFn, Handshakes, SlotUsage};
 use crate::init::InitGuard;
 use crate::inspect::Reject;
-use crate::intercept::{intercept_trampoline, HookScope, Hooks, InterceptFn};
+use crate::intercept::{intercept_trampoline, resume_panic, HookScope, Hooks, InterceptFn};
 use crate::packet::release_if_unowned;
 use crate::peer::{next_token, PeerInfo, PeerMut, PeerState, Slot};
 use crate::{Error, Event, Packet, PeerHandle, Result, Timeout};
 use enet_sys::{ENetEvent, ENetHost, ENetPeer};
+use std::any::Any;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::raw::c_int;
 use std::ptr::NonNull;
@@ -87,12 +88,7 @@ impl Host {
         let mut host = Host {
             raw,
             slots: vec![Slot::default(); config.peer_limit],
-            hooks: Box::new(Hooks {
-                user: None,
-                handshake_seen: false,
-                rejects: Vec::new(),
-                scratch: Vec::new(),
-            }),
+            hooks: Box::new(Hooks::new()),
             handshakes: Handshakes::default(),
             rejected: (0, 0),
             _init: init,
@@ -185,8 +181,14 @@ impl Host {
     }
 
     /// Installs (or with `None` removes) a callback that sees each raw datagram before ENet and
-    /// may drop it. A panic inside the callback is caught (it never unwinds into C), logged, and
-    /// the datagram is dropped.
+    /// may drop it.
+    ///
+    /// A panic inside the callback never unwinds into C: it is caught, the datagram is dropped,
+    /// ENet's service call is ended at once (as ENet does for a socket error), and the panic is
+    /// raised again from [`Host::service`] after ENet has returned, with its original payload.
+    /// The host stays usable: peers, queues and counters are intact, the callback stays
+    /// installed (replace or remove it if its state is suspect), and the next service call
+    /// carries on where ENet stopped (what the interrupted call would have sent goes out then).
     pub fn set_intercept(&mut self, f: Option<Box<InterceptFn>>) {
         self.hooks.user = f;
     }
@@ -265,12 +267,11 @@ impl Host {
     pub fn service(&mut self, timeout: Duration) -> Result<Option<Event>> {
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let mut event = empty_event();
-        let rc = {
-            let _scope = HookScope::enter(&mut self.hooks);
-            // SAFETY: valid host and event out-pointer; the hook scope covers the call.
-            unsafe { enet_sys::enet_host_service(self.raw.as_ptr(), &mut event, ms) }
-        };
+        // SAFETY: valid host and event out-pointer, alive for the call.
+        let (rc, panic) =
+            self.call_enet(|host| unsafe { enet_sys::enet_host_service(host, &mut event, ms) });
         self.after_receive();
+        resume_panic(panic);
         self.finish_event(rc, &event)
     }
 
@@ -278,14 +279,33 @@ impl Host {
     pub fn check_events(&mut self) -> Result<Option<Event>> {
         let mut event = empty_event();
         // SAFETY: valid host and event out-pointer; this call does no socket I/O.
-        let rc = unsafe { enet_sys::enet_host_check_events(self.raw.as_ptr(), &mut event) };
+        let (rc, panic) =
+            self.call_enet(|host| unsafe { enet_sys::enet_host_check_events(host, &mut event) });
+        resume_panic(panic);
         self.finish_event(rc, &event)
     }
 
     /// Sends every queued packet now.
     pub fn flush(&mut self) {
         // SAFETY: valid host.
-        unsafe { enet_sys::enet_host_flush(self.raw.as_ptr()) };
+        let ((), panic) = self.call_enet(|host| unsafe { enet_sys::enet_host_flush(host) });
+        resume_panic(panic);
+    }
+
+    /// Runs one call into ENet with this host's hooks installed for the intercept trampoline,
+    /// and hands back the payload of a panic the trampoline caught during it, for the caller to
+    /// raise again once its own bookkeeping is done. (ENet 1.3.17 calls the intercept from
+    /// `enet_host_service` only; the other calls go through here so that no call into ENet can
+    /// run the intercept without its hooks.)
+    fn call_enet<R>(
+        &mut self,
+        call: impl FnOnce(*mut ENetHost) -> R,
+    ) -> (R, Option<Box<dyn Any + Send>>) {
+        let result = {
+            let _scope = HookScope::enter(&mut self.hooks);
+            call(self.raw.as_ptr())
+        };
+        (result, self.hooks.panic.take())
     }
 
     /// Handles of every connected peer.

@@ -1,14 +1,22 @@
 //! The one callback given to C: ENet's `intercept`, which sees every raw datagram before ENet
 //! parses it. The trampoline runs the application's [`InterceptFn`], notes connect requests
 //! (for the handshake bookkeeping) and counts the data ENet is about to reject (see `inspect`).
+//!
+//! A panic never unwinds into C. One in the application's callback is caught in the trampoline,
+//! its payload kept in [`Hooks::panic`], and ENet's service call ended at once (the callback
+//! returns -1, which ENet treats like a socket error: it returns without touching anything
+//! else); the `Host` method that called into ENet raises it again with
+//! [`std::panic::resume_unwind`] once ENet has returned (the approach of git2-rs's
+//! `panic::wrap` and `panic::check`).
 
 use crate::address::from_enet;
 use crate::inspect::{first_rejection, Reject};
 use enet_sys::{ENetEvent, ENetHost};
+use std::any::Any;
 use std::cell::Cell;
 use std::net::SocketAddrV4;
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// What an intercept callback decides about a raw datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +27,8 @@ pub enum Intercept {
     Drop,
 }
 
-/// A callback that sees every raw UDP datagram before ENet parses it.
+/// A callback that sees every raw UDP datagram before ENet parses it, with the address it came
+/// from. Installed with [`Host::set_intercept`](crate::Host::set_intercept).
 pub type InterceptFn = dyn FnMut(&[u8], SocketAddrV4) -> Intercept + Send;
 
 /// What the intercept trampoline works with while one host is being serviced. Owned by the
@@ -33,6 +42,29 @@ pub(crate) struct Hooks {
     pub(crate) rejects: Vec<(usize, Reject)>,
     /// Room to decompress a datagram into, to look at it.
     pub(crate) scratch: Vec<u8>,
+    /// The payload of a panic of `user` caught during the current ENet call, to be raised
+    /// again once ENet has returned.
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Hooks {
+    pub(crate) fn new() -> Hooks {
+        Hooks {
+            user: None,
+            handshake_seen: false,
+            rejects: Vec::new(),
+            scratch: Vec::new(),
+            panic: None,
+        }
+    }
+}
+
+/// Raises again a panic that was carried out of a C callback (git2-rs's `panic::check`). Call it
+/// once ENet has returned, with the payload taken from [`Hooks::panic`].
+pub(crate) fn resume_panic(caught: Option<Box<dyn Any + Send>>) {
+    if let Some(payload) = caught {
+        resume_unwind(payload);
+    }
 }
 
 thread_local! {
@@ -61,6 +93,8 @@ const HEADER_FLAG_SENT_TIME: u16 =
 const HEADER_FLAG_COMPRESSED: u16 =
     enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_COMPRESSED as u16;
 
+/// The `intercept` ENet calls for each datagram it receives (from `enet_host_service` only):
+/// 0 lets ENet process the datagram, 1 drops it, -1 ends the service call with an error.
 pub(crate) unsafe extern "C" fn intercept_trampoline(
     host: *mut ENetHost,
     _event: *mut ENetEvent,
@@ -85,13 +119,20 @@ pub(crate) unsafe extern "C" fn intercept_trampoline(
     // being serviced, which the `&mut self` of the service call keeps alive and unaliased; the
     // scope is dropped (and the pointer restored) before that borrow ends.
     let hooks = unsafe { &mut *hooks };
+    if hooks.panic.is_some() {
+        // ENet stops at the -1 below, so this is not reached; should it be, stay stopped.
+        return -1;
+    }
     if let Some(f) = hooks.user.as_mut() {
+        // The callback may be left half-updated by its panic; it is the application's to judge
+        // (it is raised again to the application, and the callback stays installed).
         match catch_unwind(AssertUnwindSafe(|| f(data, from))) {
             Ok(Intercept::Pass) => {}
             Ok(Intercept::Drop) => return 1,
-            Err(_) => {
-                log::error!("intercept callback panicked; the datagram from {from} is dropped");
-                return 1;
+            Err(payload) => {
+                // Drop the datagram and end ENet's service call; the host raises it again.
+                hooks.panic = Some(payload);
+                return -1;
             }
         }
     }

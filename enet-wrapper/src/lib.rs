@@ -11,9 +11,11 @@
 //!   or whose slot was reused is rejected with [`Error::StalePeer`], never undefined behaviour.
 //! - A [`Packet`] handed to ENet is freed by ENet, one that is not is freed by `Drop`; one packet
 //!   can be queued for many peers without a copy ([`Host::send_many`]).
-//! - A panic inside the only callback given to C (the intercept, [`Host::set_intercept`]) is
-//!   caught and never unwinds into C.
+//! - A panic inside the only callback given to C (the intercept, [`Host::set_intercept`]) never
+//!   unwinds into C: it is caught, carried out of ENet, and raised again from the [`Host`]
+//!   method that called into ENet once ENet has returned; the host stays usable.
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod address;
 mod config;

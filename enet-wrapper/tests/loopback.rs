@@ -5,6 +5,7 @@ use enet_wrapper::{
     PeerState, SlotUsage, Timeout,
 };
 use std::net::SocketAddrV4;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -388,21 +389,62 @@ fn range_coder_hosts_talk() {
     assert_eq!(received(&events, 0)[0].1, body);
 }
 
+/// The payload a test intercept panics with, to recognise it where it comes out.
+#[derive(Debug, PartialEq)]
+struct InterceptPanic(usize);
+
 #[test]
-fn a_panicking_intercept_never_unwinds_into_c() {
+fn a_panic_in_the_intercept_reaches_the_caller_of_service_and_the_host_goes_on() {
     let mut s = server(2, 1);
-    let mut seen = 0u32;
+    let mut calls = 0u32;
     s.set_intercept(Some(Box::new(move |data: &[u8], _from| {
-        seen += 1;
-        if seen == 1 {
-            panic!("intercept panic on purpose ({} bytes)", data.len());
+        calls += 1;
+        if calls == 1 {
+            std::panic::panic_any(InterceptPanic(data.len()));
         }
         Intercept::Pass
     })));
     let mut c = client(1);
-    // The first datagram (the connect) is dropped by the panic; ENet retries and connects.
-    connect_pair(&mut s, &mut c, 1, 5);
-    s.set_intercept(None);
+    c.connect(addr(&s), 1, 5).unwrap();
+    // The client's connect request makes the intercept panic inside ENet's service call; the
+    // panic comes out of `service`, with its own payload, after ENet returned.
+    let start = Instant::now();
+    let payload = loop {
+        assert!(start.elapsed() < DEADLINE, "the intercept never panicked");
+        c.service(Duration::ZERO).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| s.service(Duration::from_millis(1)))) {
+            Ok(r) => assert!(r.unwrap().is_none(), "no event before the first datagram"),
+            Err(payload) => break payload,
+        }
+    };
+    let payload = payload
+        .downcast::<InterceptPanic>()
+        .expect("the intercept's own payload");
+    assert!(payload.0 > 0, "{payload:?}");
+    // The host is usable afterwards: the dropped connect request is resent by the client's
+    // ENet and the connection completes through the still installed intercept.
+    let events = pump_until(&mut [&mut s, &mut c], |ev| {
+        count_connects(ev, 0) == 1 && count_connects(ev, 1) == 1
+    });
+    let on_server = events
+        .iter()
+        .find_map(|(i, e)| match e {
+            Event::Connect { peer, data: 5 } if *i == 0 => Some(*peer),
+            _ => None,
+        })
+        .expect("server connect");
+    s.peer_mut(on_server)
+        .unwrap()
+        .send(0, Packet::new(b"after", PacketFlags::RELIABLE).unwrap())
+        .unwrap();
+    let events = pump_until(&mut [&mut s, &mut c], |ev| !received(ev, 1).is_empty());
+    assert_eq!(received(&events, 1)[0].1, b"after");
+    // And it drops cleanly: the client hears of it at once.
+    drop(s);
+    pump_until(&mut [&mut c], |ev| {
+        ev.iter()
+            .any(|(_, e)| matches!(e, Event::Disconnect { .. }))
+    });
 }
 
 #[test]
