@@ -125,6 +125,24 @@ impl Host {
         Ok(from_enet(&addr))
     }
 
+    /// The host's UDP socket, for readiness polling only: register it with `mio`, `polling`,
+    /// `epoll` or `poll` to learn when a datagram has arrived, then call
+    /// [`Host::service`]. Never read from it, write to it, close it or change its options: the
+    /// socket belongs to ENet, which reads it inside `service` (a datagram read elsewhere is lost
+    /// to ENet) and closes it when the host is dropped.
+    ///
+    /// The socket is non-blocking. ENet reads at most 256 datagrams in one `service` call and
+    /// returns at the first event, so with edge-triggered readiness (mio) keep calling
+    /// `service(Duration::ZERO)` until it returns `Ok(None)`, and keep a timer as well: ENet's
+    /// resends, pings and timeouts only advance when it is serviced, readable or not.
+    ///
+    /// Also available as [`AsRawFd`](std::os::fd::AsRawFd) and
+    /// [`AsFd`](std::os::fd::AsFd). Unix only.
+    #[cfg(unix)]
+    pub fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.host().socket
+    }
+
     /// Number of peer slots.
     pub fn peer_limit(&self) -> usize {
         self.host().peerCount
@@ -547,6 +565,25 @@ impl Drop for Host {
         // SAFETY: the host is valid and destroyed exactly once; ENet frees its peers, queued
         // packets (dropping their reference counts) and compressor.
         unsafe { enet_sys::enet_host_destroy(self.raw.as_ptr()) };
+    }
+}
+
+/// The socket's descriptor, for readiness polling only; see [`Host::socket_fd`].
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Host {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket_fd()
+    }
+}
+
+/// The socket, borrowed for readiness polling only; see [`Host::socket_fd`].
+#[cfg(unix)]
+impl std::os::fd::AsFd for Host {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: enet_host_create only returns a host whose socket was created (never
+        // ENET_SOCKET_NULL, -1), and ENet closes it in enet_host_destroy, from Drop: the
+        // descriptor stays open for as long as `&self` lends it.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.socket_fd()) }
     }
 }
 
