@@ -20,7 +20,7 @@ pub enum Compression {
     RangeCoder,
 }
 
-/// What to build a [`Host`] from.
+/// What to build a [`Host`](crate::Host) from.
 ///
 /// ```
 /// use enet_wrapper::{Compression, HostConfig};

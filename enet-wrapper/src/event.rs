@@ -2,10 +2,11 @@
 
 use crate::{Packet, PeerHandle};
 
-/// What a host reported from [`Host::service`] or [`Host::check_events`].
+/// What a host reported from [`Host::service`](crate::Host::service) or
+/// [`Host::check_events`](crate::Host::check_events).
 #[derive(Debug)]
 pub enum Event {
-    /// A connection completed, incoming or started by [`Host::connect`].
+    /// A connection completed, incoming or started by [`Host::connect`](crate::Host::connect).
     Connect {
         /// The peer.
         peer: PeerHandle,
