@@ -10,7 +10,9 @@
 //! `panic::wrap` and `panic::check`).
 
 use crate::address::from_enet;
-use crate::inspect::{first_rejection, Reject};
+use crate::inspect::{
+    be16, first_rejection, header_len, Reject, HEADER_FLAG_COMPRESSED, PEER_ID_MASK,
+};
 use enet_sys::{ENetEvent, ENetHost};
 use std::any::Any;
 use std::cell::Cell;
@@ -87,12 +89,6 @@ impl Drop for HookScope {
     }
 }
 
-const PEER_ID_MASK: u16 = 0x0FFF;
-const HEADER_FLAG_SENT_TIME: u16 =
-    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_SENT_TIME as u16;
-const HEADER_FLAG_COMPRESSED: u16 =
-    enet_sys::_ENetProtocolFlag_ENET_PROTOCOL_HEADER_FLAG_COMPRESSED as u16;
-
 /// The `intercept` ENet calls for each datagram it receives (from `enet_host_service` only):
 /// 0 lets ENet process the datagram, 1 drops it, -1 ends the service call with an error.
 pub(crate) unsafe extern "C" fn intercept_trampoline(
@@ -146,7 +142,7 @@ pub(crate) unsafe extern "C" fn intercept_trampoline(
 
 /// Notes connect requests and the data ENet is about to reject (see `inspect`).
 fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
-    let Some(word) = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+    let Some(word) = be16(data, 0) else {
         return;
     };
     let slot = usize::from(word & PEER_ID_MASK);
@@ -167,15 +163,7 @@ fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
     {
         return; // ENet ignores it without looking further.
     }
-    let mut header = if word & HEADER_FLAG_SENT_TIME != 0 {
-        4
-    } else {
-        2
-    };
-    if host.checksum.is_some() {
-        header += 4;
-    }
-    let Some(body) = data.get(header..) else {
+    let Some(body) = data.get(header_len(word, host.checksum.is_some())..) else {
         return;
     };
     let body = if word & HEADER_FLAG_COMPRESSED != 0 {

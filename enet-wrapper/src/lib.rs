@@ -28,6 +28,8 @@ mod inspect;
 mod intercept;
 mod packet;
 mod peer;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timeout;
 
 pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS};
