@@ -14,6 +14,24 @@
 //! - A panic inside the only callback given to C (the intercept, [`Host::set_intercept`]) never
 //!   unwinds into C: it is caught, carried out of ENet, and raised again from the [`Host`]
 //!   method that called into ENet once ENet has returned; the host stays usable.
+//!
+//! Mechanism, not policy: the crate counts and exposes, the application decides. How long a
+//! half-open handshake may hold a slot is a [`HandshakePolicyFn`] the application installs;
+//! peer timeouts are [`Timeout`] values it sets; the socket is lent for readiness polling
+//! ([`Host::socket_fd`]); the datagram walker it uses itself is public to tests behind the
+//! `testing` feature (`enet_wrapper::testing`).
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | `config` | [`HostConfig`], [`Compression`], ENet's limits |
+//! | `host` | [`Host`]: creation, service, sending, peer access, the socket |
+//! | `peer` | [`PeerHandle`], [`PeerState`], [`PeerInfo`], [`PeerMut`], per-slot bookkeeping |
+//! | `event` | [`Event`] |
+//! | `timeout` | [`Timeout`] |
+//! | `handshake` | [`SlotUsage`], [`HandshakePolicyFn`], counting incoming handshakes |
+//! | `intercept` | the C callback: [`Intercept`], [`InterceptFn`], panic carrying |
+//! | `inspect` | ENet's datagram format, read-only (public as `testing`) |
+//! | `packet` | [`Packet`], [`PacketFlags`] |
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
