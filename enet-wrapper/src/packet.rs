@@ -211,3 +211,15 @@ impl AsRef<[u8]> for Packet {
         self.data()
     }
 }
+/// Frees a packet that no peer took a reference to.
+///
+/// # Safety
+/// `raw` must be a valid packet that Rust handed to ENet calls and no longer uses.
+pub(crate) unsafe fn release_if_unowned(raw: *mut enet_sys::ENetPacket) {
+    // SAFETY: per the contract; a count of 0 means ENet holds no reference, so Rust is the owner.
+    unsafe {
+        if (*raw).referenceCount == 0 {
+            drop(Packet::from_raw(raw));
+        }
+    }
+}

@@ -2,9 +2,11 @@
 
 use enet_wrapper::{
     Compression, Error, Event, Host, HostConfig, Intercept, Packet, PacketFlags, PeerHandle,
-    PeerState,
+    PeerState, SlotUsage, Timeout,
 };
 use std::net::SocketAddrV4;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -387,21 +389,62 @@ fn range_coder_hosts_talk() {
     assert_eq!(received(&events, 0)[0].1, body);
 }
 
+/// The payload a test intercept panics with, to recognise it where it comes out.
+#[derive(Debug, PartialEq)]
+struct InterceptPanic(usize);
+
 #[test]
-fn a_panicking_intercept_never_unwinds_into_c() {
+fn a_panic_in_the_intercept_reaches_the_caller_of_service_and_the_host_goes_on() {
     let mut s = server(2, 1);
-    let mut seen = 0u32;
+    let mut calls = 0u32;
     s.set_intercept(Some(Box::new(move |data: &[u8], _from| {
-        seen += 1;
-        if seen == 1 {
-            panic!("intercept panic on purpose ({} bytes)", data.len());
+        calls += 1;
+        if calls == 1 {
+            std::panic::panic_any(InterceptPanic(data.len()));
         }
         Intercept::Pass
     })));
     let mut c = client(1);
-    // The first datagram (the connect) is dropped by the panic; ENet retries and connects.
-    connect_pair(&mut s, &mut c, 1, 5);
-    s.set_intercept(None);
+    c.connect(addr(&s), 1, 5).unwrap();
+    // The client's connect request makes the intercept panic inside ENet's service call; the
+    // panic comes out of `service`, with its own payload, after ENet returned.
+    let start = Instant::now();
+    let payload = loop {
+        assert!(start.elapsed() < DEADLINE, "the intercept never panicked");
+        c.service(Duration::ZERO).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| s.service(Duration::from_millis(1)))) {
+            Ok(r) => assert!(r.unwrap().is_none(), "no event before the first datagram"),
+            Err(payload) => break payload,
+        }
+    };
+    let payload = payload
+        .downcast::<InterceptPanic>()
+        .expect("the intercept's own payload");
+    assert!(payload.0 > 0, "{payload:?}");
+    // The host is usable afterwards: the dropped connect request is resent by the client's
+    // ENet and the connection completes through the still installed intercept.
+    let events = pump_until(&mut [&mut s, &mut c], |ev| {
+        count_connects(ev, 0) == 1 && count_connects(ev, 1) == 1
+    });
+    let on_server = events
+        .iter()
+        .find_map(|(i, e)| match e {
+            Event::Connect { peer, data: 5 } if *i == 0 => Some(*peer),
+            _ => None,
+        })
+        .expect("server connect");
+    s.peer_mut(on_server)
+        .unwrap()
+        .send(0, Packet::new(b"after", PacketFlags::RELIABLE).unwrap())
+        .unwrap();
+    let events = pump_until(&mut [&mut s, &mut c], |ev| !received(ev, 1).is_empty());
+    assert_eq!(received(&events, 1)[0].1, b"after");
+    // And it drops cleanly: the client hears of it at once.
+    drop(s);
+    pump_until(&mut [&mut c], |ev| {
+        ev.iter()
+            .any(|(_, e)| matches!(e, Event::Disconnect { .. }))
+    });
 }
 
 #[test]
@@ -461,7 +504,9 @@ fn connecting_to_nobody_ends_in_a_disconnect_event() {
         addr(&s)
     };
     let h = c.connect(dead, 1, 0).unwrap();
-    c.peer_mut(h).unwrap().set_timeout(1, 200, 400);
+    c.peer_mut(h)
+        .unwrap()
+        .set_peer_timeout(Timeout::new(1, 200, 400));
     let events = pump_until(&mut [&mut c], |ev| {
         ev.iter()
             .any(|(_, e)| matches!(e, Event::Disconnect { .. }))
@@ -514,27 +559,53 @@ fn oversize_data_is_counted_when_enet_rejects_it() {
     }
 }
 
-#[test]
-fn half_open_handshakes_time_out_with_the_handshake_timeout() {
-    let mut s = Host::new(
-        &HostConfig::server("127.0.0.1:0".parse().unwrap())
-            .peer_limit(1)
-            .channel_limit(1)
-            .handshake_timeout(Some((1, 200, 400))),
-    )
-    .unwrap();
-    // A deaf client: it sends its connect request but never hears the answer, so the server's
-    // only slot stays half-open.
+/// A client that sends its connect request but never hears the answer, so the server's slot
+/// for it stays half-open.
+fn deaf_client(to: SocketAddrV4) -> Host {
     let mut deaf = client(1);
     deaf.set_intercept(Some(Box::new(|_: &[u8], _| Intercept::Drop)));
-    let h = deaf.connect(addr(&s), 1, 0).unwrap();
-    deaf.peer_mut(h).unwrap().set_timeout(1, 200, 400);
+    let h = deaf.connect(to, 1, 0).unwrap();
+    deaf.peer_mut(h)
+        .unwrap()
+        .set_peer_timeout(Timeout::new(1, 200, 400));
+    deaf
+}
+
+/// Services `s` (and `others`) until `s` has seen `n` handshakes start.
+fn until_handshakes(s: &mut Host, others: &mut [&mut Host], n: u64) {
     let start = Instant::now();
-    while s.handshakes_started() == 0 {
-        assert!(start.elapsed() < DEADLINE);
+    while s.handshakes_started() < n {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} handshakes",
+            s.handshakes_started()
+        );
         s.service(Duration::from_millis(1)).unwrap();
-        deaf.service(Duration::ZERO).unwrap();
+        for o in others.iter_mut() {
+            o.service(Duration::ZERO).unwrap();
+        }
     }
+}
+
+#[test]
+fn half_open_handshakes_time_out_with_the_policys_timeout() {
+    let mut s = server(1, 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    s.set_handshake_policy(Some(Box::new(move |u: SlotUsage| {
+        log.lock().unwrap().push(u);
+        Some(Timeout::new(1, 200, 400))
+    })));
+    let mut deaf = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf], 1);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [SlotUsage {
+            in_use: 1,
+            half_open: 1,
+            limit: 1
+        }]
+    );
     // Within the handshake timeout the slot frees and a real client gets in.
     let mut real = client(1);
     let started = Instant::now();
@@ -546,5 +617,40 @@ fn half_open_handshakes_time_out_with_the_handshake_timeout() {
     );
     // Once connected, the peer has ENet's default timeouts again.
     let info = s.peer_info(on_server).unwrap();
-    assert_eq!(info.timeout, (32, 5000, 30000));
+    assert_eq!(info.timeout, Timeout::ENET_DEFAULT);
+}
+
+#[test]
+fn a_declined_handshake_is_offered_to_the_policy_again() {
+    let mut s = server(4, 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    s.set_handshake_policy(Some(Box::new(move |u: SlotUsage| {
+        log.lock().unwrap().push(u);
+        None
+    })));
+    let mut deaf1 = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf1], 1);
+    let one = SlotUsage {
+        in_use: 1,
+        half_open: 1,
+        limit: 4,
+    };
+    assert_eq!(*seen.lock().unwrap(), [one]);
+    assert_eq!(s.slot_usage(), one);
+    assert_eq!(one.free(), 3);
+    let mut deaf2 = deaf_client(addr(&s));
+    until_handshakes(&mut s, &mut [&mut deaf1, &mut deaf2], 2);
+    let two = SlotUsage {
+        in_use: 2,
+        half_open: 2,
+        limit: 4,
+    };
+    assert_eq!(seen.lock().unwrap().last(), Some(&two));
+    // Without a policy, handshakes are still counted.
+    s.set_handshake_policy(None);
+    let mut deaf3 = deaf_client(addr(&s));
+    let calls = seen.lock().unwrap().len();
+    until_handshakes(&mut s, &mut [&mut deaf1, &mut deaf2, &mut deaf3], 3);
+    assert_eq!(seen.lock().unwrap().len(), calls);
 }

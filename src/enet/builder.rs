@@ -7,7 +7,7 @@ use super::ENetMultiplayerPeer;
 use crate::error::{Error, Result};
 use crate::protocol::{HEADER_LEN, MAX_LOGICAL_CHANNEL, SYSTEM_CHANNELS};
 use crate::session::{Limits, ServerConfig};
-use enet_wrapper::{Compression, HostConfig};
+use enet_wrapper::{Compression, HostConfig, Timeout};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Default longest handshake a server waits for when its slots run short (see
@@ -39,7 +39,7 @@ pub(crate) struct Common {
     pub(crate) bandwidth: (u32, u32),
     pub(crate) always_ordered: bool,
     pub(crate) compression: Compression,
-    pub(crate) timeout: Option<(u32, u32, u32)>,
+    pub(crate) timeout: Option<Timeout>,
     pub(crate) flush_every_send: bool,
     pub(crate) max_packet_size: Option<usize>,
 }
@@ -156,7 +156,7 @@ impl<R> ENetBuilder<R> {
     /// ENet peer timeouts for every connection: `limit`, `min_ms`, `max_ms` (0 keeps ENet's
     /// default for that value: 32, 5000 ms, 30000 ms).
     pub fn peer_timeout(mut self, limit: u32, min_ms: u32, max_ms: u32) -> Self {
-        self.common.timeout = Some((limit, min_ms, max_ms));
+        self.common.timeout = Some(Timeout::new(limit, min_ms, max_ms));
         self
     }
 
@@ -253,9 +253,9 @@ impl ENetBuilder<ServerRole> {
         let (config, limits) = self.common.host_config(Some(bind))?;
         let config = config
             .peer_limit(ServerDriver::slots(max_clients))
-            .channel_limit(limit)
-            .handshake_timeout(Some(handshake_timeout(self.common.timeout, handshake_ms)));
-        let driver = ServerDriver::new(&config, session, limits, self.common)?;
+            .channel_limit(limit);
+        let handshake = handshake_timeout(self.common.timeout, handshake_ms);
+        let driver = ServerDriver::new(&config, session, limits, self.common, handshake)?;
         log::info!("server listening on {bind} (max {max_clients} clients)");
         Ok(ENetMultiplayerPeer::from_server(driver))
     }
@@ -300,21 +300,9 @@ impl ENetBuilder<ClientRole> {
 
 /// The handshake timeout: the peer timeout (ENet's defaults for its zero values), each bound
 /// capped at `cap_ms`.
-fn handshake_timeout(peer: Option<(u32, u32, u32)>, cap_ms: u32) -> (u32, u32, u32) {
-    let (limit, min, max) = peer.unwrap_or((0, 0, 0));
-    let or = |v: u32, default: u32| if v == 0 { default } else { v };
-    (
-        or(limit, enet_sys_defaults::TIMEOUT_LIMIT),
-        or(min, enet_sys_defaults::TIMEOUT_MINIMUM).min(cap_ms),
-        or(max, enet_sys_defaults::TIMEOUT_MAXIMUM).min(cap_ms),
-    )
-}
-
-/// ENet 1.3's peer timeout defaults (`ENET_PEER_TIMEOUT_*`).
-mod enet_sys_defaults {
-    pub const TIMEOUT_LIMIT: u32 = 32;
-    pub const TIMEOUT_MINIMUM: u32 = 5000;
-    pub const TIMEOUT_MAXIMUM: u32 = 30000;
+fn handshake_timeout(peer: Option<Timeout>, cap_ms: u32) -> Timeout {
+    let t = peer.unwrap_or(Timeout::ENET_DEFAULT).or_enet_defaults();
+    Timeout::new(t.limit, t.min_ms.min(cap_ms), t.max_ms.min(cap_ms))
 }
 
 fn resolve(address: &str, port: u16) -> Result<SocketAddrV4> {

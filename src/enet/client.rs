@@ -38,8 +38,8 @@ impl ClientDriver {
         let mut host = Host::new(config)?;
         let id = crate::peer::generate_unique_id();
         let server = host.connect(remote, common.channels(), id)?;
-        if let Some((limit, min, max)) = common.timeout {
-            host.peer_mut(server)?.set_timeout(limit, min, max);
+        if let Some(t) = common.timeout {
+            host.peer_mut(server)?.set_peer_timeout(t);
         }
         log::info!("client {id} connecting to {remote}");
         Ok(ClientDriver {
@@ -68,7 +68,7 @@ impl ClientDriver {
                     polled.events += 1;
                     if let Some(t) = self.state.common.timeout {
                         if let Ok(mut p) = host.peer_mut(peer) {
-                            p.set_timeout(t.0, t.1, t.2);
+                            p.set_peer_timeout(t);
                         }
                     }
                     self.session.connected();

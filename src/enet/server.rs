@@ -13,12 +13,20 @@ use crate::protocol::{self, Header, SystemMessage, CHANNEL_CONFIG, HEADER_LEN};
 use crate::relay::{DropReason, Forward};
 use crate::session::{Announcement, Inbound, Limits, ServerConfig, ServerSession};
 use bytes::Bytes;
-use enet_wrapper::{Event, Host, HostConfig, PacketFlags, PeerHandle};
+use enet_wrapper::{Event, Host, HostConfig, PacketFlags, PeerHandle, SlotUsage, Timeout};
 use std::time::{Duration, Instant};
 
 /// Extra ENet peer slots beyond `max_clients`, so a server can answer surplus connections with
 /// a refusal instead of silence.
 const SPARE_SLOTS: usize = 64;
+
+/// The handshake-flood policy: once three quarters or more of the slots are taken, half-open
+/// handshakes get the short handshake timeout, so forged connect requests cannot hold the last
+/// slots for ENet's ~30 s; with slots to spare they keep ENet's patient defaults (lossy links
+/// need them). The wrapper gives a completed connection ENet's defaults back.
+fn slots_short(usage: SlotUsage) -> bool {
+    usage.in_use * 4 >= usage.limit * 3
+}
 
 #[derive(Debug)]
 pub(crate) struct ServerDriver {
@@ -38,8 +46,12 @@ impl ServerDriver {
         session: ServerConfig,
         limits: Limits,
         common: Common,
+        handshake: Timeout,
     ) -> Result<ServerDriver> {
-        let host = Host::new(config)?;
+        let mut host = Host::new(config)?;
+        host.set_handshake_policy(Some(Box::new(move |usage: SlotUsage| {
+            slots_short(usage).then_some(handshake)
+        })));
         Ok(ServerDriver {
             state: HostState::new(host, limits, common),
             session: ServerSession::new(session),
@@ -108,7 +120,7 @@ impl ServerDriver {
         match self.session.connect(peer, Some(claimed), now) {
             Ok(_) => {
                 if let (Some(t), Ok(mut p)) = (self.state.common.timeout, host.peer_mut(peer)) {
-                    p.set_timeout(t.0, t.1, t.2);
+                    p.set_peer_timeout(t);
                 }
             }
             Err(refusal) => {
@@ -281,5 +293,25 @@ impl ServerDriver {
             }
         }
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_shortened_only_when_slots_run_short() {
+        let usage = |in_use| SlotUsage {
+            in_use,
+            half_open: 1,
+            limit: 96,
+        };
+        assert!(!slots_short(usage(0)));
+        assert!(!slots_short(usage(71)));
+        assert!(slots_short(usage(72)));
+        assert!(slots_short(usage(96)));
+        assert_eq!(ServerDriver::slots(32), 96);
+        assert_eq!(ServerDriver::slots(4095), enet_wrapper::MAX_PEERS);
     }
 }
