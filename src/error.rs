@@ -1,6 +1,6 @@
 //! The one error type of the multiplayer layer.
 
-use crate::peer::{ConnectionStatus, PeerId, Target};
+use crate::vocabulary::{ConnectionStatus, PeerId, Target};
 
 /// Everything a [`MultiplayerPeer`](crate::MultiplayerPeer) call can refuse.
 #[derive(Debug, thiserror::Error)]

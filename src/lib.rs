@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod relay;
 pub mod session;
 pub mod variant;
+mod vocabulary;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{
