@@ -7,11 +7,11 @@
 //! The game code (`frame`) only sees `&mut dyn MultiplayerPeer`, as it would over ENet: each
 //! participant says a few lines (broadcast, reliable) and prints who joins, who leaves and what
 //! the others said. Then one client leaves and the others see it go. The network (`Network`)
-//! is the server's application relaying client packets by the rules of PROTOCOL.md
-//! (`relay::route`). Exits 0 when done, 1 if something did not happen within a bounded number
-//! of frames.
+//! carries what the peers generate; the relaying server's own session core decides what is
+//! forwarded (`CustomMultiplayerPeer::relay`) and whom it announces. Exits 0 when done, 1 if
+//! something did not happen within a bounded number of frames.
 
-use enet_multiplayer::relay;
+use enet_multiplayer::session::Announcement;
 use enet_multiplayer::{
     ConnectionStatus, CustomMultiplayerPeer, DisconnectReason, MultiplayerPeer, Outgoing,
     PeerEvent, PeerId, Result, Target, TransferMode, SERVER_ID,
@@ -98,8 +98,8 @@ impl Network {
         })
     }
 
-    /// A new client joins: it picks an id, the server's application accepts it, and, relaying,
-    /// tells it of the clients already there and them of it.
+    /// A new client joins: it picks an id, and the server's application accepts it (the
+    /// relaying server then announces it to the others and them to it).
     fn connect(&mut self) -> Result<usize> {
         let mut client = CustomMultiplayerPeer::new();
         client.set_connection_status(ConnectionStatus::Connecting)?;
@@ -113,12 +113,6 @@ impl Network {
         client.initialize(id)?;
         self.nodes[0].1.add_peer(id)?;
         client.set_connection_status(ConnectionStatus::Connected)?;
-        for (other, peer) in self.nodes.iter_mut().skip(1) {
-            if peer.connection_status() == ConnectionStatus::Connected {
-                peer.add_peer(id)?;
-                client.add_peer(*other)?;
-            }
-        }
         self.nodes.push((id, client));
         Ok(self.nodes.len() - 1)
     }
@@ -136,50 +130,49 @@ impl Network {
         for (from, item) in items {
             let sender = self.nodes[from].0;
             match item {
-                Outgoing::Packet(p) => {
-                    let Some(target) = p.target.to_godot() else {
-                        continue;
-                    };
-                    // The server sends to its clients itself; a client's packet goes to the
-                    // server's application, which keeps its share and forwards the rest.
-                    let server = &self.nodes[0].1;
-                    let relay_on = from == 0 || server.is_server_relay_supported();
-                    let route = match relay::route(sender, target, relay_on, |c| server.has_peer(c))
-                    {
-                        Ok(route) => route,
-                        Err(reason) => {
-                            eprintln!("relay dropped a packet from {sender}: {}", reason.name());
-                            continue;
-                        }
-                    };
-                    for (i, (id, peer)) in self.nodes.iter_mut().enumerate() {
-                        let gets = if i == 0 {
-                            from != 0 && route.local
-                        } else {
-                            route.forward.includes(*id)
-                                && peer.connection_status() == ConnectionStatus::Connected
+                // The server's own packets, and those it forwards, go to the clients they
+                // name; a client's packet goes to the server, whose session core keeps its
+                // share and hands back what to forward.
+                Outgoing::Packet(p) if from == 0 => {
+                    for (id, peer) in self.nodes.iter_mut().skip(1) {
+                        let named = match p.target {
+                            Target::Broadcast => true,
+                            Target::Peer(to) => to == *id,
+                            Target::AllExcept(not) => not != *id,
+                            Target::Server => false,
                         };
-                        if gets {
-                            peer.deliver(sender, p.channel, p.mode, p.data.clone())?;
+                        if named && peer.connection_status() == ConnectionStatus::Connected {
+                            peer.deliver(p.from, p.channel, p.mode, p.data.clone())?;
                         }
                     }
                 }
-                // A client left (or closed): the server and the others see it go.
+                Outgoing::Packet(p) => {
+                    if let Err(reason) = self.nodes[0].1.relay(p) {
+                        eprintln!("relay dropped a packet from {sender}: {}", reason.name());
+                    }
+                }
+                // The relaying server tells a client of a peer that joined or left.
+                Outgoing::Announce { to, what } => {
+                    if let Some((_, peer)) = self.nodes.iter_mut().find(|(id, _)| *id == to) {
+                        match what {
+                            Announcement::Add(id) => peer.add_peer(id)?,
+                            Announcement::Remove(id) => peer.remove_peer(id)?,
+                        }
+                    }
+                }
+                // A client left (or closed): the server sees it go (and announces it).
                 Outgoing::Disconnect { .. } | Outgoing::Close if from != 0 => {
-                    for (_, peer) in self.nodes.iter_mut() {
-                        if peer.has_peer(sender) {
-                            peer.remove_peer(sender)?;
-                        }
+                    let server = &mut self.nodes[0].1;
+                    if server.has_peer(sender) {
+                        server.remove_peer(sender)?;
                     }
                 }
-                // The server kicked `peer` (and already forgot it).
+                // The server kicked `peer` (and already forgot it; it announces it too).
                 Outgoing::Disconnect { peer: kicked, .. } => {
                     for (id, peer) in self.nodes.iter_mut().skip(1) {
                         if *id == kicked && peer.connection_status() == ConnectionStatus::Connected
                         {
                             peer.set_disconnected(DisconnectReason::Kicked)?;
-                        } else if peer.has_peer(kicked) {
-                            peer.remove_peer(kicked)?;
                         }
                     }
                 }

@@ -8,13 +8,17 @@
 
 use crate::error::{Error, NotAllowed, Result};
 use crate::peer::{
-    check_target, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId,
-    PeerQueues, Polled, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+    ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent, PeerId, PeerQueues,
+    Polled, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID, SERVER_ID,
+};
+use crate::relay::DropReason;
+use crate::session::{
+    Announcement, ClientSession, Inbound, Limits, PeerRejected, ServerConfig, ServerSession,
 };
 use bytes::Bytes;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default largest payload: the same as [`ENetMultiplayerPeer`](crate::ENetMultiplayerPeer)'s,
 /// so a game that switches transports keeps its limit.
@@ -26,7 +30,8 @@ const MAX_LOGICAL_CHANNELS: u16 = 256;
 /// A packet the game sent, for the application to carry (Godot's `packet_generated` signal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingPacket {
-    /// The sender: this peer's own id.
+    /// The sender: this peer's own id, or for a packet a relaying server forwards, the client
+    /// that sent it.
     pub from: PeerId,
     /// Where it goes, already validated and normalized (`Peer(1)` is written [`Target::Server`]),
     /// so [`Target::to_godot`] always gives its Godot integer.
@@ -55,9 +60,27 @@ pub enum Outgoing {
     },
     /// The game called `close()` while connecting or connected: end every connection.
     Close,
+    /// A relaying server tells client `to` that a peer joined or left: the application hands
+    /// it to that client's [`add_peer`](CustomMultiplayerPeer::add_peer) or
+    /// [`remove_peer`](CustomMultiplayerPeer::remove_peer). In Godot's order for every client.
+    Announce {
+        /// The client to tell.
+        to: PeerId,
+        /// Who joined or left.
+        what: Announcement,
+    },
 }
 
 type PacketGenerated = Box<dyn FnMut(Outgoing) + Send>;
+
+/// The session core of a connected custom peer, by role (links are peer ids: the application
+/// names its peers by id).
+#[derive(Debug)]
+enum Session {
+    None,
+    Server(Box<ServerSession<PeerId>>),
+    Client(ClientSession),
+}
 
 /// Builds a [`CustomMultiplayerPeer`]; start with [`CustomMultiplayerPeer::builder`].
 ///
@@ -106,9 +129,10 @@ impl CustomBuilder {
         self
     }
 
-    /// What [`is_server_relay_supported`](MultiplayerPeer::is_server_relay_supported) reports
-    /// (default false). This peer relays nothing itself: set it when the application's network
-    /// carries client-to-client packets (directly or through the server's application).
+    /// Server: relay (default false). A relaying server announces its clients to each other
+    /// ([`Outgoing::Announce`]) and forwards what [`relay`](CustomMultiplayerPeer::relay)
+    /// hands it by PROTOCOL.md's rules; it is what
+    /// [`is_server_relay_supported`](MultiplayerPeer::is_server_relay_supported) reports.
     pub fn server_relay(mut self, on: bool) -> Self {
         self.server_relay = on;
         self
@@ -240,11 +264,10 @@ pub struct CustomMultiplayerPeer {
     status: ConnectionStatus,
     /// 0 until `initialize`, and again after every move to Disconnected.
     self_id: PeerId,
-    /// Server: its clients. Client: the other clients (the server is implicit).
-    peers: BTreeSet<PeerId>,
+    /// While CONNECTED: the session core of this peer's role (its peers and Godot's rules).
+    session: Session,
     refuse: bool,
-    logical_channels: u16,
-    max_packet_size: usize,
+    limits: Limits,
     relay: bool,
     queues: PeerQueues,
     settings: SendSettings,
@@ -257,10 +280,9 @@ impl fmt::Debug for CustomMultiplayerPeer {
         f.debug_struct("CustomMultiplayerPeer")
             .field("status", &self.status)
             .field("self_id", &self.self_id)
-            .field("peers", &self.peers)
+            .field("peers", &self.peer_ids())
             .field("refuse", &self.refuse)
-            .field("logical_channels", &self.logical_channels)
-            .field("max_packet_size", &self.max_packet_size)
+            .field("limits", &self.limits)
             .field("relay", &self.relay)
             .field("queues", &self.queues)
             .field("settings", &self.settings)
@@ -292,10 +314,12 @@ impl CustomMultiplayerPeer {
         CustomMultiplayerPeer {
             status: ConnectionStatus::Disconnected,
             self_id: 0,
-            peers: BTreeSet::new(),
+            session: Session::None,
             refuse: false,
-            logical_channels: config.logical_channels,
-            max_packet_size: config.max_packet_size,
+            limits: Limits {
+                logical_channels: config.logical_channels,
+                max_packet_size: config.max_packet_size,
+            },
             relay: config.server_relay,
             queues: PeerQueues::default(),
             settings: SendSettings::default(),
@@ -354,10 +378,20 @@ impl CustomMultiplayerPeer {
                 }
                 self.status = Connected;
                 log::info!("custom peer connected as {}", self.self_id);
-                if self.self_id != SERVER_ID {
-                    self.queues.push_event(PeerEvent::PeerConnected(SERVER_ID));
-                    self.queues.push_event(PeerEvent::ConnectionSucceeded);
-                }
+                self.session = if self.self_id == SERVER_ID {
+                    let mut server = ServerSession::new(ServerConfig {
+                        max_clients: usize::MAX,
+                        relay: self.relay,
+                        rate_limit: None,
+                    });
+                    server.set_refuse_new_connections(self.refuse);
+                    Session::Server(Box::new(server))
+                } else {
+                    let mut client = ClientSession::connecting(self.self_id);
+                    client.connected();
+                    Session::Client(client)
+                };
+                self.absorb();
             }
             (Connecting, Disconnected) => {
                 self.reset();
@@ -365,13 +399,12 @@ impl CustomMultiplayerPeer {
                 self.queues.push_event(PeerEvent::ConnectionFailed(reason));
             }
             (Connected, Disconnected) => {
-                let client = self.self_id != SERVER_ID;
-                self.reset();
                 log::info!("custom peer disconnected ({reason:?})");
-                if client {
-                    self.queues
-                        .push_event(PeerEvent::ServerDisconnected(reason));
+                if let Session::Client(client) = &mut self.session {
+                    client.link_closed(reason);
                 }
+                self.absorb();
+                self.reset();
             }
             _ => return Err(Error::InvalidTransition { from, to }),
         }
@@ -382,7 +415,32 @@ impl CustomMultiplayerPeer {
     fn reset(&mut self) {
         self.status = ConnectionStatus::Disconnected;
         self.self_id = 0;
-        self.peers.clear();
+        self.session = Session::None;
+    }
+
+    /// Takes what the session produced: its events and packets into this peer's queues, its
+    /// announcements to the application.
+    fn absorb(&mut self) {
+        let mut announced = Vec::new();
+        let queues = match &mut self.session {
+            Session::None => return,
+            Session::Client(client) => client.queues_mut(),
+            Session::Server(server) => {
+                server.drain_announcements(|what, to| {
+                    announced.extend(to.iter().map(|&to| Outgoing::Announce { to, what }))
+                });
+                server.queues_mut()
+            }
+        };
+        while let Some(event) = queues.pop_event() {
+            self.queues.push_event(event);
+        }
+        while let Some(packet) = queues.pop_packet() {
+            self.queues.push_packet(packet);
+        }
+        for item in announced {
+            self.emit(item);
+        }
     }
 
     // ---- peers --------------------------------------------------------------------------
@@ -403,16 +461,25 @@ impl CustomMultiplayerPeer {
         if id == self.self_id {
             return Err(Error::NotAllowed(NotAllowed::OwnId));
         }
-        let server = self.self_id == SERVER_ID;
-        if server && self.refuse {
-            return Err(Error::NotAllowed(NotAllowed::RefusingConnections));
-        }
-        if (!server && id == SERVER_ID) || !self.peers.insert(id) {
-            return Err(Error::NotAllowed(NotAllowed::AlreadyConnected));
-        }
-        log::info!("peer {id} connected");
-        self.queues.push_event(PeerEvent::PeerConnected(id));
-        Ok(())
+        let result = match &mut self.session {
+            Session::Server(server) => server
+                .connect(id, Some(id), Instant::now())
+                .map(|_| ())
+                .map_err(|refusal| match refusal {
+                    Refusal::NotAccepting => Error::NotAllowed(NotAllowed::RefusingConnections),
+                    Refusal::InvalidId => Error::InvalidId(id),
+                    Refusal::IdInUse | Refusal::ServerFull => {
+                        Error::NotAllowed(NotAllowed::AlreadyConnected)
+                    }
+                }),
+            Session::Client(client) => client.peer_added(id).map_err(|why| match why {
+                PeerRejected::InvalidId => Error::InvalidId(id),
+                _ => Error::NotAllowed(NotAllowed::AlreadyConnected),
+            }),
+            Session::None => Err(Error::NotConnected(self.status)),
+        };
+        self.absorb();
+        result
     }
 
     /// The application reports that peer `id` left. Queues `PeerDisconnected(id)`.
@@ -426,35 +493,83 @@ impl CustomMultiplayerPeer {
         if !(1..=MAX_PEER_ID).contains(&id) {
             return Err(Error::InvalidId(id));
         }
-        if self.self_id != SERVER_ID && id == SERVER_ID {
-            return Err(Error::NotAllowed(NotAllowed::RemoveServer));
+        let result = match &mut self.session {
+            Session::Server(server) => server.link_closed(&id).map(|_| ()),
+            Session::Client(_) if id == SERVER_ID => {
+                return Err(Error::NotAllowed(NotAllowed::RemoveServer))
+            }
+            Session::Client(client) => client.peer_removed(id).ok(),
+            Session::None => None,
+        };
+        self.absorb();
+        result.ok_or(Error::UnknownPeer(id))
+    }
+
+    /// A relaying server's application hands it a packet a client sent (as that client's
+    /// [`Outgoing::Packet`] carried it). The session core checks and routes it by
+    /// PROTOCOL.md's rules: the server's own share is queued for the game, and each client it
+    /// is forwarded to gets an [`Outgoing::Packet`] (from the original sender, to
+    /// `Target::Peer(that client)`). A packet the rules drop is counted and returned as the
+    /// reason. Relay off: only the server's share is kept.
+    pub fn relay(&mut self, packet: OutgoingPacket) -> std::result::Result<(), DropReason> {
+        let Session::Server(server) = &mut self.session else {
+            return Err(DropReason::UnknownSender);
+        };
+        let target = packet.target.to_godot().ok_or(DropReason::InvalidTarget)?;
+        let inbound = Inbound::Data {
+            source: packet.from,
+            target,
+        };
+        if self.limits.check_channel(packet.channel).is_err() {
+            server.count_drop(
+                &packet.from,
+                DropReason::ChannelOutOfRange,
+                "no such channel",
+            );
+            return Err(DropReason::ChannelOutOfRange);
         }
-        if !self.peers.remove(&id) {
-            return Err(Error::UnknownPeer(id));
+        if self.limits.check_size(packet.data.len()).is_err() {
+            server.count_drop(&packet.from, DropReason::Oversize, "too large");
+            return Err(DropReason::Oversize);
         }
-        log::info!("peer {id} disconnected");
-        self.queues.push_event(PeerEvent::PeerDisconnected(id));
+        let accepted = server.receive(&packet.from, inbound, Instant::now())?;
+        let forwards: Vec<PeerId> = server.forward_links(accepted.route.forward).collect();
+        if accepted.route.local {
+            server.queues_mut().push_packet(Packet {
+                from: accepted.from,
+                channel: packet.channel,
+                mode: packet.mode,
+                data: packet.data.clone(),
+            });
+        }
+        self.absorb();
+        for to in forwards {
+            self.emit(Outgoing::Packet(OutgoingPacket {
+                target: Target::Peer(to),
+                ..packet.clone()
+            }));
+        }
         Ok(())
     }
 
     /// Whether `id` is connected: on a server one of its clients; on a client the server or an
     /// added client.
     pub fn has_peer(&self, id: PeerId) -> bool {
-        self.status == ConnectionStatus::Connected
-            && (self.peers.contains(&id) || (id == SERVER_ID && self.self_id != SERVER_ID))
+        match &self.session {
+            Session::Server(server) => server.contains(id),
+            Session::Client(client) => client.knows(id),
+            Session::None => false,
+        }
     }
 
     /// Ids of the connected peers, ascending: on a server its clients; on a client the server
     /// and the added clients. Empty while not CONNECTED.
     pub fn peer_ids(&self) -> Vec<PeerId> {
-        if self.status != ConnectionStatus::Connected {
-            return Vec::new();
+        match &self.session {
+            Session::Server(server) => server.peer_ids().collect(),
+            Session::Client(client) => client.peer_ids(),
+            Session::None => Vec::new(),
         }
-        let server = (self.self_id != SERVER_ID).then_some(SERVER_ID);
-        server
-            .into_iter()
-            .chain(self.peers.iter().copied())
-            .collect()
     }
 
     fn require_connected(&self) -> Result<()> {
@@ -492,37 +607,20 @@ impl CustomMultiplayerPeer {
         data: impl Into<Bytes>,
     ) -> Result<()> {
         self.require_connected()?;
-        let known = self.peers.contains(&from)
-            || (self.self_id != SERVER_ID && (from == SERVER_ID || from == self.self_id));
+        let known = self.has_peer(from) || (self.self_id != SERVER_ID && from == self.self_id);
         if !known {
             log::debug!("dropped a packet from {from}: not a connected peer");
             return Err(Error::UnknownPeer(from));
         }
-        self.check_channel(channel)?;
+        self.limits.check_channel(channel)?;
         let data = data.into();
-        self.check_size(data.len())?;
+        self.limits.check_size(data.len())?;
         self.queues.push_packet(Packet {
             from,
             channel,
             mode,
             data,
         });
-        Ok(())
-    }
-
-    fn check_channel(&self, channel: u8) -> Result<()> {
-        let count = self.logical_channels;
-        if u16::from(channel) >= count {
-            return Err(Error::ChannelOutOfRange { channel, count });
-        }
-        Ok(())
-    }
-
-    fn check_size(&self, size: usize) -> Result<()> {
-        let max = self.max_packet_size;
-        if size > max {
-            return Err(Error::PacketTooLarge { size, max });
-        }
         Ok(())
     }
 
@@ -534,13 +632,13 @@ impl CustomMultiplayerPeer {
         if bytes == 0 {
             return Err(Error::InvalidConfig("max packet size 0".into()));
         }
-        self.max_packet_size = bytes;
+        self.limits.max_packet_size = bytes;
         Ok(())
     }
 
     /// How many logical channels this peer has (set with [`CustomBuilder::logical_channels`]).
     pub fn logical_channels(&self) -> u16 {
-        self.logical_channels
+        self.limits.logical_channels
     }
 
     // ---- outgoing -----------------------------------------------------------------------
@@ -593,9 +691,15 @@ impl CustomMultiplayerPeer {
         data: &[u8],
     ) -> Result<()> {
         self.require_connected()?;
-        let (target, _) = check_target(target, self.self_id, |id| self.peers.contains(&id))?;
-        self.check_channel(channel)?;
-        self.check_size(data.len())?;
+        let known = |id| match &self.session {
+            Session::Server(server) => server.contains(id),
+            // The server is named by Target::Server; a client names only announced peers.
+            Session::Client(client) => id != SERVER_ID && client.knows(id),
+            Session::None => false,
+        };
+        let (target, _) =
+            self.limits
+                .check_send(self.self_id, known, target, channel, data.len())?;
         let packet = OutgoingPacket {
             from: self.self_id,
             target,
@@ -670,6 +774,9 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
     /// On a server, [`add_peer`](CustomMultiplayerPeer::add_peer) is refused while this is set.
     fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.refuse = refuse;
+        if let Session::Server(server) = &mut self.session {
+            server.set_refuse_new_connections(refuse);
+        }
     }
 
     fn is_refusing_new_connections(&self) -> bool {
@@ -686,15 +793,15 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
     /// Not CONNECTED: [`Error::NotConnected`].
     fn disconnect_peer(&mut self, id: PeerId, force: bool) -> Result<()> {
         self.require_connected()?;
-        if self.self_id == SERVER_ID {
-            if !self.peers.remove(&id) {
-                return Err(Error::UnknownPeer(id));
+        if let Session::Server(server) = &mut self.session {
+            // The application is told to end the connection, and the peer forgets it at once:
+            // silently with `force`, else with its PeerDisconnected.
+            server.kick(id, force)?;
+            if !force {
+                server.link_closed(&id);
             }
             self.emit(Outgoing::Disconnect { peer: id, force });
-            log::info!("peer {id} kicked");
-            if !force {
-                self.queues.push_event(PeerEvent::PeerDisconnected(id));
-            }
+            self.absorb();
         } else if id == SERVER_ID {
             self.emit(Outgoing::Disconnect { peer: id, force });
             self.reset();
@@ -724,6 +831,6 @@ impl MultiplayerPeer for CustomMultiplayerPeer {
     }
 
     fn max_packet_size(&self) -> usize {
-        self.max_packet_size
+        self.limits.max_packet_size
     }
 }

@@ -2,10 +2,11 @@
 //! server's application as the relay of PROTOCOL.md), its state machine, peers, limits and
 //! outgoing queue and callback; and OfflineMultiplayerPeer.
 
-mod common;
+mod support;
 
-use common::{enet_server, suite, Cluster, Node, Transport};
+use bytes::Bytes;
 use enet_multiplayer::relay;
+use enet_multiplayer::session::Announcement;
 use enet_multiplayer::{
     ConnectionStatus, CustomMultiplayerPeer, DisconnectReason, Error, MultiplayerPeer,
     OfflineMultiplayerPeer, Outgoing, OutgoingPacket, PeerEvent, PeerId, Target, TransferMode,
@@ -13,6 +14,8 @@ use enet_multiplayer::{
 };
 use std::sync::mpsc;
 use std::time::Duration;
+use support::cluster::{enet_server, Cluster, Node, Transport};
+use support::suite;
 
 use ConnectionStatus::{Connected, Connecting, Disconnected};
 
@@ -33,69 +36,52 @@ fn connected(id: PeerId) -> CustomMultiplayerPeer {
     p
 }
 
-/// Carries one item that node `sender` generated. The server's application (node 0) is the
-/// relay: a client's packet goes to it, and it delivers locally and forwards by the rules of
-/// PROTOCOL.md. `ids` are the nodes' ids as they joined (a node that left reads 0).
+/// Carries one item that node `sender` generated. The server (node 0) relays: a client's
+/// packet goes to the server's `relay`, whose session core delivers its share and hands back
+/// what to forward; the server's announcements go to the clients they name. `ids` are the
+/// nodes' ids as they joined.
 fn carry(nodes: &mut [Node<CustomMultiplayerPeer>], ids: &[PeerId], sender: usize, item: Outgoing) {
-    let joined: Vec<usize> = (1..nodes.len())
-        .filter(|&j| nodes[0].peer.has_peer(ids[j]))
-        .collect();
+    let node_of = |id: PeerId| (1..nodes.len()).find(|&j| ids[j] == id);
     match item {
+        // From the server: its own packets and those it forwards, to the clients it names.
         Outgoing::Packet(p) if sender == 0 => {
-            for j in joined {
+            for j in 1..nodes.len() {
                 let hit = match p.target {
                     Target::Broadcast => true,
                     Target::Peer(x) => x == ids[j],
                     Target::AllExcept(x) => x != ids[j],
                     Target::Server => false,
                 };
-                if hit {
+                if hit && nodes[0].peer.has_peer(ids[j]) {
                     nodes[j]
                         .peer
-                        .deliver(SERVER_ID, p.channel, p.mode, p.data.clone())
+                        .deliver(p.from, p.channel, p.mode, p.data.clone())
                         .expect("deliver to a client");
                 }
             }
         }
+        // From a client: to the server, which relays (or drops, as PROTOCOL.md says).
         Outgoing::Packet(p) => {
-            let target = p.target.to_godot().expect("a sent target is valid");
-            let server = &nodes[0].peer;
-            let route =
-                match relay::route(p.from, target, server.is_server_relay_supported(), |c| {
-                    server.has_peer(c)
-                }) {
-                    Ok(r) => r,
-                    Err(_) => return, // dropped by the relay, as PROTOCOL.md says
+            let _ = nodes[0].peer.relay(p);
+        }
+        Outgoing::Announce { to, what } => {
+            if let Some(j) = node_of(to) {
+                let result = match what {
+                    Announcement::Add(id) => nodes[j].peer.add_peer(id),
+                    Announcement::Remove(id) => nodes[j].peer.remove_peer(id),
                 };
-            if route.local {
-                nodes[0]
-                    .peer
-                    .deliver(p.from, p.channel, p.mode, p.data.clone())
-                    .expect("deliver to the server");
-            }
-            for j in joined {
-                if route.forward.includes(ids[j]) {
-                    nodes[j]
-                        .peer
-                        .deliver(p.from, p.channel, p.mode, p.data.clone())
-                        .expect("forward to a client");
-                }
+                result.expect("an announcement the client takes");
             }
         }
-        // The server kicked a client (and already forgot it): the client learns why, the
-        // other clients hear REMOVE_PEER.
+        // The server kicked a client (and already forgot it; the others hear of it through
+        // announcements): the client learns why.
         Outgoing::Disconnect { peer, .. } if sender == 0 => {
-            if let Some(j) = ids.iter().position(|&id| id == peer) {
+            if let Some(j) = node_of(peer) {
                 if nodes[j].peer.connection_status() == Connected {
                     nodes[j]
                         .peer
                         .set_disconnected(DisconnectReason::Kicked)
                         .unwrap();
-                }
-            }
-            for j in joined {
-                if nodes[j].peer.has_peer(peer) {
-                    nodes[j].peer.remove_peer(peer).unwrap();
                 }
             }
         }
@@ -108,16 +94,11 @@ fn carry(nodes: &mut [Node<CustomMultiplayerPeer>], ids: &[PeerId], sender: usiz
                 }
             }
         }
-        // A client left: the server and the other clients see it go.
+        // A client left: the server sees it go (and announces it).
         Outgoing::Disconnect { .. } | Outgoing::Close => {
             let gone = ids[sender];
             if nodes[0].peer.has_peer(gone) {
                 nodes[0].peer.remove_peer(gone).unwrap();
-                for j in joined.into_iter().filter(|&j| j != sender) {
-                    if nodes[j].peer.has_peer(gone) {
-                        nodes[j].peer.remove_peer(gone).unwrap();
-                    }
-                }
             }
         }
     }
@@ -154,19 +135,12 @@ fn callback_network(
 }
 
 /// A server (id 1) and three clients, connected and meshed: the server's application accepted
-/// each client in turn and, relaying, told it of the clients already there and them of it.
+/// each client in turn, and the relaying server's announcements told them of each other.
 fn cluster_with(callbacks: bool) -> Cluster<CustomMultiplayerPeer> {
     let mut nodes = vec![Node::new(Box::new(connected(SERVER_ID)))];
-    for (k, &id) in CLIENT_IDS.iter().enumerate() {
+    for &id in &CLIENT_IDS {
         nodes[0].peer.add_peer(id).unwrap();
-        let mut client = connected(id);
-        for &earlier in &CLIENT_IDS[..k] {
-            client.add_peer(earlier).unwrap();
-        }
-        for n in nodes.iter_mut().skip(1) {
-            n.peer.add_peer(id).unwrap();
-        }
-        nodes.push(Node::new(Box::new(client)));
+        nodes.push(Node::new(Box::new(connected(id))));
     }
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.id()).collect();
     let transport = if callbacks {
@@ -1134,5 +1108,77 @@ fn offline_peer_is_a_lonely_server() {
     assert_eq!(
         p.max_packet_size(),
         CustomMultiplayerPeer::DEFAULT_MAX_PACKET_SIZE
+    );
+}
+
+/// A relaying custom server: its session core announces, checks and routes what the
+/// application hands it with `relay`.
+#[test]
+fn a_relaying_server_announces_and_routes_through_its_core() {
+    let mut s = connected(SERVER_ID);
+    s.add_peer(5).unwrap();
+    s.add_peer(9).unwrap();
+    let announced: Vec<_> = s.take_outgoing();
+    assert_eq!(
+        announced,
+        [
+            Outgoing::Announce {
+                to: 5,
+                what: Announcement::Add(9)
+            },
+            Outgoing::Announce {
+                to: 9,
+                what: Announcement::Add(5)
+            },
+        ]
+    );
+    let packet = |from, target, data: &'static [u8]| OutgoingPacket {
+        from,
+        target,
+        mode: TransferMode::Reliable,
+        channel: 0,
+        data: Bytes::from_static(data),
+    };
+    // 5 to everyone: the server keeps its share, 9 gets a forwarded copy from 5.
+    s.relay(packet(5, Target::Broadcast, b"hi")).unwrap();
+    assert_eq!(
+        s.get_packet().map(|p| (p.from, p.data)),
+        Some((5, Bytes::from_static(b"hi")))
+    );
+    assert_eq!(
+        s.take_outgoing(),
+        [Outgoing::Packet(packet(5, Target::Peer(9), b"hi"))]
+    );
+    // Spoofed, unknown target, bad channel: dropped, counted by the core, nothing forwarded.
+    assert_eq!(
+        s.relay(packet(9, Target::Peer(5), b"x")).map(|_| ()),
+        Ok(())
+    );
+    s.take_outgoing();
+    let mut spoofed = packet(5, Target::Peer(9), b"x");
+    spoofed.from = 7;
+    assert_eq!(s.relay(spoofed), Err(relay::DropReason::UnknownSender));
+    assert_eq!(
+        s.relay(packet(5, Target::Peer(77), b"x")),
+        Err(relay::DropReason::UnknownTarget)
+    );
+    let mut odd = packet(5, Target::Peer(9), b"x");
+    odd.channel = 9;
+    assert_eq!(s.relay(odd), Err(relay::DropReason::ChannelOutOfRange));
+    assert!(s.take_outgoing().is_empty());
+    // 9 leaves: 5 is told.
+    s.remove_peer(9).unwrap();
+    assert_eq!(
+        s.take_outgoing(),
+        [Outgoing::Announce {
+            to: 5,
+            what: Announcement::Remove(9)
+        }]
+    );
+    // A client cannot relay.
+    let mut c = connected(5);
+    assert_eq!(
+        c.relay(packet(5, Target::Server, b"x")),
+        Err(relay::DropReason::UnknownSender)
     );
 }
