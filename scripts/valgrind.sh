@@ -4,7 +4,7 @@
 # binary has a memcheck error, a definite leak, or a failing test.
 #
 #   bash scripts/valgrind.sh                 # every test binary
-#   bash scripts/valgrind.sh robust_garbage  # only binaries whose name contains a word
+#   bash scripts/valgrind.sh robust          # only binaries whose name contains a word
 #
 # Only definite leaks count: libtest itself leaves one 48-byte "possibly lost" block (a thread
 # it does not join), which is not ours. The Godot interop tests are skipped

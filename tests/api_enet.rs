@@ -2,13 +2,13 @@
 //! through the server's relay (the path cache between two clients travels through it too),
 //! broadcasts with exclusion, RSETs and raw bytes, and a departure forgetting the caches.
 
-mod common;
+mod support;
 
-use common::{deadline, enet_client, enet_server};
 use enet_multiplayer::api::{ApiEvent, MultiplayerApi, RemoteCall, RpcMode};
 use enet_multiplayer::variant::Variant;
 use enet_multiplayer::{ENetMultiplayerPeer, MultiplayerPeer, PeerId, Target, TransferMode};
 use std::time::{Duration, Instant};
+use support::cluster::{deadline, enet_client, enet_server};
 
 type Api = MultiplayerApi<ENetMultiplayerPeer>;
 

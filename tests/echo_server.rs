@@ -10,9 +10,8 @@ use enet_multiplayer::{Compression, ENetMultiplayerPeer, PeerId, Target, Transfe
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[path = "support/process.rs"]
-mod process;
-use process::{example, free_port, Proc};
+mod support;
+use support::process::{example, free_port, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 

@@ -1,18 +1,18 @@
 //! ENetMultiplayerPeer over real UDP sockets on 127.0.0.1: the shared behavioural suite, and the
 //! ENet-specific behaviour (relay system messages, refusals, kicks, hostile clients, close).
 
-mod common;
+mod support;
 
-use common::deadline;
-use common::{enet_client, enet_cluster, enet_server, suite, Cluster, Node};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
     Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, Error, MultiplayerPeer,
     PeerEvent, Refusal, Target, TransferMode,
 };
-use enet_wrapper::{Event, Host, HostConfig, Packet as RawPacket, PacketFlags, PeerHandle};
-use std::net::SocketAddrV4;
+use enet_wrapper::{Event, Host, HostConfig, Packet as RawPacket, PacketFlags};
 use std::time::{Duration, Instant};
+use support::cluster::{deadline, enet_client, enet_cluster, enet_server, Cluster, Node};
+use support::raw::{add_peer, data_packet, header, remove_peer, wait_raw, RawClient};
+use support::suite;
 
 fn meshed(clients: usize) -> Cluster<ENetMultiplayerPeer> {
     enet_cluster(clients, enet_server().extra_channels(2), |c| {
@@ -296,79 +296,9 @@ fn max_clients_refuses_the_next_one() {
     }
 }
 
-/// A raw ENet client that speaks the Godot protocol by hand, for hostile and edge-case traffic.
-struct RawClient {
-    host: Host,
-    server: PeerHandle,
-    events: Vec<Event>,
-}
-
-impl RawClient {
-    fn connect(port: u16, id: u32) -> RawClient {
-        let mut host = Host::new(&HostConfig::client().channel_limit(5)).unwrap();
-        let server = host
-            .connect(SocketAddrV4::new("127.0.0.1".parse().unwrap(), port), 5, id)
-            .unwrap();
-        RawClient {
-            host,
-            server,
-            events: Vec::new(),
-        }
-    }
-
-    fn pump(&mut self) {
-        while let Some(e) = self.host.service(Duration::ZERO).unwrap() {
-            self.events.push(e);
-        }
-    }
-
-    fn disconnect_data(&self) -> Option<u32> {
-        self.events.iter().find_map(|e| match e {
-            Event::Disconnect { data, .. } => Some(*data),
-            _ => None,
-        })
-    }
-
-    fn connected(&self) -> bool {
-        self.events
-            .iter()
-            .any(|e| matches!(e, Event::Connect { .. }))
-    }
-
-    fn send(&mut self, channel: u8, bytes: &[u8]) {
-        let p = RawPacket::new(bytes, PacketFlags::RELIABLE).unwrap();
-        self.host
-            .peer_mut(self.server)
-            .unwrap()
-            .send(channel, p)
-            .unwrap();
-        self.host.flush();
-    }
-}
-
-fn wait_raw(
-    c: &mut Cluster<ENetMultiplayerPeer>,
-    raws: &mut [&mut RawClient],
-    what: &str,
-    done: impl Fn(&Cluster<ENetMultiplayerPeer>, &[&mut RawClient]) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        c.pump();
-        for r in raws.iter_mut() {
-            r.pump();
-        }
-        if done(c, raws) {
-            return;
-        }
-        assert!(start.elapsed() < deadline(), "timed out waiting for {what}");
-    }
-}
-
-fn header(source: u32, target: i32) -> Vec<u8> {
-    let mut v = source.to_le_bytes().to_vec();
-    v.extend_from_slice(&target.to_le_bytes());
-    v
+/// The raw clients here ask for the server's 5 channels (3 + 2 extra).
+fn raw(port: u16, id: u32) -> RawClient {
+    RawClient::connect_with(port, id, 5)
 }
 
 #[test]
@@ -376,14 +306,15 @@ fn ids_below_two_and_duplicates_are_refused_with_a_reason() {
     let mut c = meshed(1);
     let port = c.nodes[0].peer.local_port().unwrap();
     let taken = c.nodes[1].id();
-    let mut zero = RawClient::connect(port, 0);
-    let mut one = RawClient::connect(port, 1);
-    let mut negative = RawClient::connect(port, (-5i32) as u32);
-    let mut dup = RawClient::connect(port, taken);
+    let mut zero = raw(port, 0);
+    let mut one = raw(port, 1);
+    let mut negative = raw(port, (-5i32) as u32);
+    let mut dup = raw(port, taken);
     wait_raw(
         &mut c,
         &mut [&mut zero, &mut one, &mut negative, &mut dup],
         "four refusals",
+        deadline(),
         |_, r| r.iter().all(|r| r.disconnect_data().is_some()),
     );
     let code = |r: Refusal| DisconnectReason::Refused(r).code();
@@ -408,21 +339,27 @@ fn hostile_packets_are_dropped_counted_and_harmless() {
     let port = c.nodes[0].peer.local_port().unwrap();
     let (a, b) = (c.nodes[1].id(), c.nodes[2].id());
     let evil_id = 4242;
-    let mut evil = RawClient::connect(port, evil_id);
-    wait_raw(&mut c, &mut [&mut evil], "the raw client", |c, r| {
-        r[0].connected() && c.nodes[1].connected_peers().contains(&evil_id)
-    });
-    evil.send(1, &header(a, 0)); // spoofed source
-    evil.send(1, &[1, 2, 3]); // shorter than the header
-    evil.send(0, &header(evil_id, 0)); // config channel from a client
-    evil.send(1, &header(evil_id, 99_999)); // unknown target
-    evil.send(1, &header(evil_id, i32::MIN)); // impossible target
-    let mut ok = header(evil_id, b as i32);
-    ok.extend_from_slice(b"legit");
-    evil.send(2, &ok);
-    wait_raw(&mut c, &mut [&mut evil], "the legit packet", |c, _| {
-        !c.nodes[2].packets.is_empty()
-    });
+    let mut evil = raw(port, evil_id);
+    wait_raw(
+        &mut c,
+        &mut [&mut evil],
+        "the raw client",
+        deadline(),
+        |c, r| r[0].connected() && c.nodes[1].connected_peers().contains(&evil_id),
+    );
+    evil.send_reliable(1, &header(a, 0)); // spoofed source
+    evil.send_reliable(1, &[1, 2, 3]); // shorter than the header
+    evil.send_reliable(0, &header(evil_id, 0)); // config channel from a client
+    evil.send_reliable(1, &header(evil_id, 99_999)); // unknown target
+    evil.send_reliable(1, &header(evil_id, i32::MIN)); // impossible target
+    evil.send_reliable(2, &data_packet(evil_id, b as i32, b"legit"));
+    wait_raw(
+        &mut c,
+        &mut [&mut evil],
+        "the legit packet",
+        deadline(),
+        |c, _| !c.nodes[2].packets.is_empty(),
+    );
     c.settle(Duration::from_millis(200), |_| false, "");
     assert_eq!(c.nodes[2].packets.len(), 1);
     assert_eq!(c.nodes[2].packets[0].from, evil_id);
@@ -493,14 +430,14 @@ fn bad_system_messages_at_a_client_are_dropped() {
     let handle = handle.expect("connected");
     let me = client.unique_id();
     for bytes in [
-        vec![0u8, 0, 0],                                 // short
-        vec![7, 0, 0, 0, 9, 0, 0, 0],                    // unknown kind
-        vec![0, 0, 0, 0, 1, 0, 0, 0],                    // ADD_PEER for the server's id
-        [0u32.to_le_bytes(), me.to_le_bytes()].concat(), // ADD_PEER for myself
-        vec![1, 0, 0, 0, 77, 0, 0, 0],                   // REMOVE_PEER for an unknown peer
-        vec![0, 0, 0, 0, 50, 0, 0, 0],                   // valid ADD_PEER(50)
-        vec![0, 0, 0, 0, 50, 0, 0, 0],                   // duplicate ADD_PEER(50)
-        vec![5, 0, 0], // short data packet on channel 1 (sent below)
+        vec![0u8, 0, 0],              // short
+        vec![7, 0, 0, 0, 9, 0, 0, 0], // unknown kind
+        add_peer(1),                  // ADD_PEER for the server's id
+        add_peer(me),                 // ADD_PEER for myself
+        remove_peer(77),              // REMOVE_PEER for an unknown peer
+        add_peer(50),                 // valid ADD_PEER(50)
+        add_peer(50),                 // duplicate ADD_PEER(50)
+        vec![5, 0, 0],                // short data packet on channel 1 (sent below)
     ]
     .into_iter()
     .enumerate()

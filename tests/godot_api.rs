@@ -14,24 +14,16 @@
 //! Missing engine: the tests fail with install instructions, unless `ENET_MP_SKIP_GODOT=1`.
 //! `ENET_MP_GODOT_ECHO=1` echoes every line of every process to stderr as it arrives.
 
-#[path = "support/godot.rs"]
-mod godot;
-#[path = "support/process.rs"]
-mod process;
+mod support;
 
 use std::collections::BTreeSet;
 use std::env;
-use std::fmt::Write as _;
-use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use process::example;
+use support::godot;
+use support::process::{example, free_port, Proc};
 
 /// How long the echo server may take to print READY.
 const READY_LIMIT: Duration = Duration::from_secs(20);
@@ -163,292 +155,30 @@ fn expected_passes() -> BTreeSet<String> {
     set
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A spawned process (the echo server or a Godot client) whose stdout and stderr lines are
-/// collected on threads, in arrival order. Killed (by its own pid) and reaped on drop; a Godot
-/// client's temporary HOME is removed then too.
-struct Proc {
-    name: String,
-    child: Child,
-    rx: Receiver<(bool, Duration, String)>,
-    /// (stdout?, time since spawn, text)
-    lines: Vec<(bool, Duration, String)>,
-    streams_closed: bool,
-    exit: Option<ExitStatus>,
-    started: Instant,
-    home: Option<PathBuf>,
+/// `echo_server --port P --compression C`, echoed (ENET_MP_GODOT_ECHO=1) under its name.
+fn echo_server(port: u16, compression: &str) -> Proc {
+    let name = format!("echo_server ({compression})");
+    let mut cmd = Command::new(example("echo_server"));
+    cmd.args(["--port", &port.to_string(), "--compression", compression])
+        .env("RUST_LOG", "debug");
+    for (key, _) in env::vars_os() {
+        if key.to_string_lossy().starts_with("ECHO_") {
+            cmd.env_remove(&key);
+        }
+    }
+    Proc::start(&name, cmd, Stdio::null(), godot::echo_label(&name))
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
 }
 
-fn spawn_reader<R: Read + Send + 'static>(
-    stdout: bool,
-    pipe: R,
-    started: Instant,
-    tx: Sender<(bool, Duration, String)>,
-    echo: Option<String>,
-) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n') | Some(b'\r')) {
-                        buf.pop();
-                    }
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    if let Some(name) = &echo {
-                        eprintln!("[{name} {}] {text}", if stdout { "out" } else { "err" });
-                    }
-                    if tx.send((stdout, started.elapsed(), text)).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, home: Option<PathBuf>) -> Proc {
-        let started = Instant::now();
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let echo = env::var(godot::ECHO_ENV)
-            .map(|v| v == "1")
-            .unwrap_or(false)
-            .then(|| name.to_string());
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        spawn_reader(true, out, started, tx.clone(), echo.clone());
-        spawn_reader(false, err, started, tx, echo);
-        Proc {
-            name: name.to_string(),
-            child,
-            rx,
-            lines: Vec::new(),
-            streams_closed: false,
-            exit: None,
-            started,
-            home,
-        }
-    }
-
-    /// `echo_server --port P --compression C`.
-    fn echo_server(port: u16, compression: &str) -> Proc {
-        let mut cmd = Command::new(example("echo_server"));
-        cmd.args(["--port", &port.to_string(), "--compression", compression])
-            .env("RUST_LOG", "debug");
-        for (key, _) in env::vars_os() {
-            if key.to_string_lossy().starts_with("ECHO_") {
-                cmd.env_remove(&key);
-            }
-        }
-        Proc::spawn(&format!("echo_server ({compression})"), cmd, None)
-    }
-
-    /// `godot3-server --no-window --path tests/godot -s res://<script>` with `vars` and a fresh
-    /// temporary HOME (Godot writes user:// data under it).
-    fn godot(bin: &Path, name: &str, script: &str, vars: &[(&str, String)]) -> Proc {
-        let project = godot::agent_project_dir();
-        assert!(
-            project.join(script).is_file(),
-            "{} not found",
-            project.join(script).display()
-        );
-        let home = env::temp_dir().join(format!(
-            "enet-mp-godot-api-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&home).expect("create the temporary HOME");
-        let mut cmd = Command::new(bin);
-        cmd.arg("--no-window")
-            .arg("--path")
-            .arg(&project)
-            .arg("-s")
-            .arg(format!("res://{script}"));
-        // Do not leak API_* / AGENT_* settings from the test's own environment.
-        for (key, _) in env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("API_") || key_text.starts_with("AGENT_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("HOME", &home)
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            // Godot 3.2 logs "Invalid locale 'C'" errors on stderr without a real locale.
-            .env("LANG", "en_US.UTF-8")
-            .env_remove("LC_ALL");
-        for (key, value) in vars {
-            cmd.env(key, value);
-        }
-        Proc::spawn(name, cmd, Some(home))
-    }
-
-    fn push(&mut self, item: (bool, Duration, String)) {
-        self.lines.push(item);
-    }
-
-    fn pump(&mut self) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(item) => self.push(item),
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.streams_closed = true;
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Waits at most `timeout` for one more line; false once both pipes are closed.
-    fn pump_wait(&mut self, timeout: Duration) -> bool {
-        if self.streams_closed {
-            return false;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(item) => {
-                self.push(item);
-                self.pump();
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => true,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.streams_closed = true;
-                false
-            }
-        }
-    }
-
-    fn stdout(&mut self) -> Vec<String> {
-        self.pump();
-        self.lines
-            .iter()
-            .filter(|l| l.0)
-            .map(|l| l.2.clone())
-            .collect()
-    }
-
-    fn all_lines(&mut self) -> Vec<String> {
-        self.pump();
-        self.lines.iter().map(|l| l.2.clone()).collect()
-    }
-
-    /// Waits for a stdout line matching `pred` (among all lines so far and later ones).
-    fn wait_line(
-        &mut self,
-        pred: impl Fn(&str) -> bool,
-        limit: Duration,
-    ) -> Result<String, String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            self.pump();
-            if let Some(l) = self.lines.iter().find(|l| l.0 && pred(&l.2)) {
-                return Ok(l.2.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!("{}: no matching line within {limit:?}", self.name));
-            }
-            if !self.pump_wait((deadline - now).min(Duration::from_millis(50))) {
-                if let Some(status) = self.try_exit() {
-                    return Err(format!(
-                        "{}: exited ({status}) before printing a matching line",
-                        self.name
-                    ));
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-
-    fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            self.exit = self.child.try_wait().ok().flatten();
-        }
-        self.exit
-    }
-
-    /// Waits at most `limit` for the process to exit, then (briefly) for the rest of its output.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_exit() {
-                let drain_until = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < drain_until && self.pump_wait(Duration::from_millis(50)) {}
-                return Some(status);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            if !self.pump_wait((deadline - now).min(Duration::from_millis(20))) {
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-
-    /// SIGTERM (by pid, through kill(1)) and waits at most `limit` for the exit.
-    fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
-        if self.try_exit().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-        }
-        self.wait_exit(limit)
-    }
-
-    fn kill(&mut self) {
-        if self.try_exit().is_none() {
-            let _ = self.child.kill();
-            if let Ok(status) = self.child.wait() {
-                self.exit = Some(status);
-            }
-        }
-    }
-
-    /// Everything it printed, both streams, with times since spawn.
-    fn output(&mut self) -> String {
-        self.pump();
-        let state = match self.try_exit() {
-            Some(status) => format!("exited with {status}"),
-            None => "still running".to_string(),
-        };
-        let mut s = format!(
-            "--- {} (pid {}, {state}, {:.3}s after spawn) ---\n",
-            self.name,
-            self.child.id(),
-            self.started.elapsed().as_secs_f64()
-        );
-        for (stdout, at, text) in &self.lines {
-            let tag = if *stdout { "out" } else { "err" };
-            let _ = writeln!(s, "  [{:>8.3}s {tag}] {text}", at.as_secs_f64());
-        }
-        if self.lines.is_empty() {
-            s.push_str("  (no output)\n");
-        }
-        s
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        if let Some(home) = &self.home {
-            let _ = fs::remove_dir_all(home);
-        }
-    }
+/// `godot3-server --no-window --path tests/godot -s res://<script>` with `vars` and a fresh
+/// temporary HOME (Godot writes user:// data under it).
+fn godot_script(bin: &Path, name: &str, script: &str, vars: &[(&str, String)]) -> Proc {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    godot::spawn_engine(bin, name, &["--no-window"], script, &vars, name)
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
 }
 
 fn everything(server: &mut Proc, clients: &mut [Proc]) -> String {
@@ -518,16 +248,16 @@ fn run_clients(compression: &str, n: usize) {
         "range-coder" => "range",
         other => panic!("unknown compression {other}"),
     };
-    let port = godot::free_udp_port();
-    let mut server = Proc::echo_server(port, compression);
+    let port = free_port();
+    let mut server = echo_server(port, compression);
     let want_ready = format!("READY port={port}");
-    if let Err(e) = server.wait_line(|l| l == want_ready, READY_LIMIT) {
+    if let Err(e) = server.wait_stdout(|l| l == want_ready, READY_LIMIT) {
         panic!("{e}\n{}", server.output());
     }
 
     let mut clients: Vec<Proc> = (0..n)
         .map(|i| {
-            Proc::godot(
+            godot_script(
                 &bin,
                 &format!("godot client {} of {n} ({godot_compression})", i + 1),
                 "api_client.gd",
@@ -687,8 +417,8 @@ mod rust_client {
             Compression::None => "none",
             _ => "range",
         };
-        let port = godot::free_udp_port();
-        let mut server = Proc::godot(
+        let port = free_port();
+        let mut server = godot_script(
             &bin,
             &format!("godot api_server ({gd_compression})"),
             "api_server.gd",
@@ -698,7 +428,7 @@ mod rust_client {
                 ("API_TIMEOUT", "60".to_string()),
             ],
         );
-        if let Err(e) = server.wait_line(|l| l.starts_with("READY id=1"), READY_LIMIT) {
+        if let Err(e) = server.wait_stdout(|l| l.starts_with("READY id=1"), READY_LIMIT) {
             panic!("{e}\n{}", server.output());
         }
         let peer = ENetMultiplayerPeer::client("127.0.0.1", port)
@@ -755,7 +485,7 @@ mod rust_client {
             "CALL from={me} ch=1 path=Echo method=echo argc={}",
             args.len()
         );
-        if let Err(e) = server.wait_line(|l| l.starts_with(&call_line), READY_LIMIT) {
+        if let Err(e) = server.wait_stdout(|l| l.starts_with(&call_line), READY_LIMIT) {
             panic!("{e}\n{}", server.output());
         }
 

@@ -7,47 +7,25 @@
 //!
 //! Missing engine: the tests fail with install instructions, unless `ENET_MP_SKIP_GODOT=1`.
 
-#[path = "support/godot.rs"]
-mod godot;
+mod support;
 
 use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, MultiplayerPeer, Packet, PeerEvent, PeerId, Target,
-    TransferMode,
+    Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, PeerId, Target, TransferMode,
 };
-use godot::{cmd, cmd_send, require_godot, Agent, AgentConfig, OrFail, Recv};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use support::cluster::Node;
+use support::godot::{cmd, cmd_send, require_godot, Agent, AgentConfig, OrFail, Recv};
+use support::process::free_port;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct RustNode {
-    peer: ENetMultiplayerPeer,
-    events: Vec<PeerEvent>,
-    packets: Vec<Packet>,
-}
+type RustNode = Node<ENetMultiplayerPeer>;
 
-impl RustNode {
-    fn new(peer: ENetMultiplayerPeer) -> RustNode {
-        RustNode {
-            peer,
-            events: Vec::new(),
-            packets: Vec::new(),
-        }
-    }
-
-    fn knows(&self, id: PeerId) -> bool {
-        let c = self
-            .events
-            .iter()
-            .filter(|e| **e == PeerEvent::PeerConnected(id))
-            .count();
-        let d = self
-            .events
-            .iter()
-            .filter(|e| **e == PeerEvent::PeerDisconnected(id))
-            .count();
-        c == 1 && d == 0
-    }
+/// Whether `node` saw `id` connect exactly once and never leave.
+fn knows(node: &RustNode, id: PeerId) -> bool {
+    node.count(PeerEvent::PeerConnected(id)) == 1
+        && node.count(PeerEvent::PeerDisconnected(id)) == 0
 }
 
 /// Polls the Rust peers and reads the agents' output until `done` holds or `limit` passes;
@@ -61,18 +39,11 @@ fn drive_for(
     let start = Instant::now();
     loop {
         for (i, r) in rust.iter_mut().enumerate() {
-            let res = if i == 0 {
-                r.peer.poll_timeout(Duration::from_millis(1))
+            r.poll(if i == 0 {
+                Duration::from_millis(1)
             } else {
-                r.peer.poll()
-            };
-            res.expect("poll");
-            while let Some(e) = r.peer.pop_event() {
-                r.events.push(e);
-            }
-            while let Some(p) = r.peer.get_packet() {
-                r.packets.push(p);
-            }
+                Duration::ZERO
+            });
         }
         for a in agents.iter_mut() {
             a.pump();
@@ -375,7 +346,7 @@ fn godot_clients_on_rust_server(range: bool) {
         .build()
         .unwrap();
     let port = server.local_port().unwrap();
-    let mut server = RustNode::new(server);
+    let mut server = RustNode::new(Box::new(server));
     let mut agents: Vec<Agent> = (0..3)
         .map(|i| {
             let cfg = AgentConfig::client(port)
@@ -401,7 +372,7 @@ fn godot_clients_on_rust_server(range: bool) {
     let ids: Vec<i64> = refs.iter_mut().map(|a| a.id()).collect();
     for id in &ids {
         assert!(
-            server.knows(*id as PeerId),
+            knows(&server, *id as PeerId),
             "the Rust server saw {id} connect"
         );
     }
@@ -527,7 +498,7 @@ fn godot_clients_on_rust_server_range_coder() {
 /// target kind, in both directions, with the right sender ids.
 fn rust_clients_on_godot_server(range: bool) {
     let Some(bin) = require_godot() else { return };
-    let port = godot::free_udp_port();
+    let port = free_port();
     let mut gserver = Agent::spawn(
         &bin,
         &AgentConfig::server(port)
@@ -553,8 +524,8 @@ fn rust_clients_on_godot_server(range: bool) {
             .build()
             .unwrap()
     };
-    let mut r1 = RustNode::new(client(()));
-    let mut r2 = RustNode::new(client(()));
+    let mut r1 = RustNode::new(Box::new(client(())));
+    let mut r2 = RustNode::new(Box::new(client(())));
     let (i1, i2) = (r1.peer.unique_id() as i64, r2.peer.unique_id() as i64);
     let gid = g as PeerId;
     drive(
@@ -563,9 +534,9 @@ fn rust_clients_on_godot_server(range: bool) {
         "the mesh through Godot's ADD_PEER",
         |r, a| {
             r.iter().all(|n| {
-                n.events.contains(&PeerEvent::ConnectionSucceeded) && n.knows(1) && n.knows(gid)
-            }) && r[0].knows(i2 as PeerId)
-                && r[1].knows(i1 as PeerId)
+                n.events.contains(&PeerEvent::ConnectionSucceeded) && knows(n, 1) && knows(n, gid)
+            }) && knows(r[0], i2 as PeerId)
+                && knows(r[1], i1 as PeerId)
                 && has_line(a[1], &format!("PEER_CONNECTED {i1}"))
                 && has_line(a[1], &format!("PEER_CONNECTED {i2}"))
                 && has_line(a[0], &format!("PEER_CONNECTED {i1}"))
@@ -692,7 +663,7 @@ fn rust_clients_on_godot_server_range_coder() {
 #[test]
 fn compression_mismatch_never_connects() {
     let Some(bin) = require_godot() else { return };
-    let port = godot::free_udp_port();
+    let port = free_port();
     let mut gserver = Agent::spawn(
         &bin,
         &AgentConfig::server(port)
@@ -701,13 +672,13 @@ fn compression_mismatch_never_connects() {
     )
     .expect("spawn");
     gserver.wait_ready(LIMIT).or_fail();
-    let mut r = RustNode::new(
+    let mut r = RustNode::new(Box::new(
         ENetMultiplayerPeer::client("127.0.0.1", port)
             .compression(Compression::RangeCoder)
             .peer_timeout(1, 500, 1500)
             .build()
             .unwrap(),
-    );
+    ));
     drive(
         &mut [&mut r],
         &mut [&mut gserver],

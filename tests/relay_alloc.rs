@@ -15,15 +15,17 @@
 //!
 //! Run with `cargo test --release --test relay_alloc -- --nocapture` to see the counts.
 
-use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, Target, TransferMode,
-};
-use enet_wrapper::{Event, Host, HostConfig, Packet, PacketFlags, PeerHandle};
+mod support;
+
+use enet_multiplayer::protocol::HEADER_LEN;
+use enet_multiplayer::{MultiplayerPeer, PeerEvent, Target, TransferMode};
+use enet_wrapper::{Event, PacketFlags};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
-use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::cluster::enet_server;
+use support::raw::{header, RawClient};
 
 // Every allocation of the process goes through stats_alloc's counting wrapper of the system
 // allocator. It counts globally, so this binary holds a single test: while it measures, no
@@ -62,44 +64,31 @@ const WARMUP: u32 = 2_000;
 const MEASURED: u32 = 5_000;
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct RawClient {
-    host: Host,
-    server: PeerHandle,
-    id: u32,
+/// A raw client and what it counted (it keeps no event: see [`RawClient::drain`]).
+struct Client {
+    raw: RawClient,
     connected: bool,
     known: usize,
     received: u64,
 }
 
 struct Rig {
-    server: ENetMultiplayerPeer,
-    clients: Vec<RawClient>,
+    server: enet_multiplayer::ENetMultiplayerPeer,
+    clients: Vec<Client>,
     /// Packets the server's application took with get_packet.
     local: u64,
 }
 
 impl Rig {
     fn new() -> Rig {
-        let server = ENetMultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
-            .max_clients(8)
-            .compression(Compression::None)
-            .build()
-            .expect("server");
-        let addr = SocketAddrV4::new("127.0.0.1".parse().unwrap(), server.local_port().unwrap());
+        let server = enet_server().max_clients(8).build().expect("server");
+        let port = server.local_port().unwrap();
         let clients = (0..CLIENTS)
-            .map(|i| {
-                let mut host = Host::new(&HostConfig::client().channel_limit(CHANNELS)).unwrap();
-                let id = 1_000 + i as u32;
-                let server = host.connect(addr, CHANNELS, id).unwrap();
-                RawClient {
-                    host,
-                    server,
-                    id,
-                    connected: false,
-                    known: 0,
-                    received: 0,
-                }
+            .map(|i| Client {
+                raw: RawClient::connect_with(port, 1_000 + i as u32, CHANNELS),
+                connected: false,
+                known: 0,
+                received: 0,
             })
             .collect();
         let mut rig = Rig {
@@ -129,23 +118,21 @@ impl Rig {
 
     fn service_clients(&mut self) {
         for c in &mut self.clients {
-            let mut next = c.host.service(Duration::ZERO).unwrap();
-            while let Some(event) = next {
-                match event {
-                    Event::Connect { .. } => c.connected = true,
-                    Event::Disconnect { .. } => panic!("client {} lost the server", c.id),
-                    Event::Receive {
-                        channel, packet, ..
-                    } => {
-                        if channel == 0 {
-                            c.known += usize::from(packet.data().first() == Some(&0));
-                        } else {
-                            c.received += 1;
-                        }
+            let id = c.raw.id;
+            let (connected, known, received) = (&mut c.connected, &mut c.known, &mut c.received);
+            c.raw.drain(|event| match event {
+                Event::Connect { .. } => *connected = true,
+                Event::Disconnect { .. } => panic!("client {id} lost the server"),
+                Event::Receive {
+                    channel, packet, ..
+                } => {
+                    if channel == 0 {
+                        *known += usize::from(packet.data().first() == Some(&0));
+                    } else {
+                        *received += 1;
                     }
                 }
-                next = c.host.check_events().unwrap();
-            }
+            });
         }
     }
 
@@ -175,17 +162,12 @@ impl Rig {
         let deadline = Instant::now() + DEADLINE;
         while sent < count {
             let batch = BATCH.min(count - sent);
-            let c = &mut self.clients[0];
+            let c = &mut self.clients[0].raw;
             for _ in 0..batch {
                 let mut bytes = [0u8; 40];
-                bytes[..4].copy_from_slice(&c.id.to_le_bytes());
-                bytes[4..8].copy_from_slice(&target.to_le_bytes());
-                bytes[8..12].copy_from_slice(&sent.to_le_bytes());
-                let p = Packet::new(&bytes, PacketFlags::RELIABLE).unwrap();
-                c.host
-                    .peer_mut(c.server)
-                    .unwrap()
-                    .send(RELIABLE_CHANNEL, p)
+                bytes[..HEADER_LEN].copy_from_slice(&header(c.id, target));
+                bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&sent.to_le_bytes());
+                c.queue(RELIABLE_CHANNEL, &bytes, PacketFlags::RELIABLE)
                     .unwrap();
                 sent += 1;
             }
@@ -267,8 +249,8 @@ fn report(name: &str, m: &Measured) {
 fn relaying_allocates_nothing_per_packet() {
     let mut rig = Rig::new();
     let others = (CLIENTS - 1) as u64;
-    let peer = rig.clients[1].id as i32;
-    let excluded = -(rig.clients[2].id as i32);
+    let peer = rig.clients[1].raw.id as i32;
+    let excluded = -(rig.clients[2].raw.id as i32);
 
     // Warm up every path once, so that queues have reached their steady capacity.
     rig.relay(peer, WARMUP, 1);

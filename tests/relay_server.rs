@@ -10,9 +10,8 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[path = "support/process.rs"]
-mod process;
-use process::{example, free_port, Proc};
+mod support;
+use support::process::{example, free_port, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -316,11 +315,8 @@ fn stats_lines_text_and_json() {
     while start.elapsed() < Duration::from_millis(500) {
         quiet.pump();
     }
-    assert!(
-        !quiet.seen.iter().any(|l| l.starts_with("stats:")),
-        "{:?}",
-        quiet.seen
-    );
+    let seen = quiet.all_lines();
+    assert!(!seen.iter().any(|l| l.starts_with("stats:")), "{seen:?}");
 }
 
 #[test]

@@ -8,14 +8,11 @@
 //!
 //! Skipped (with a `SKIPPED:` line) when ENET_MP_SKIP_GODOT=1; fails when the engine is missing.
 
-#[path = "support/godot.rs"]
-mod godot;
+mod support;
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::godot;
 
 use enet_multiplayer::variant::{
     Aabb, Basis, Color, Dictionary, NodePath, ObjectId, Plane, Quat, Rect2, Transform, Transform2D,
@@ -38,59 +35,32 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// Runs variant_dump.gd once; returns its stdout lines (panics with its output on failure).
 fn run_engine(bin: &std::path::Path, decode_file: &std::path::Path) -> Vec<String> {
-    let home = std::env::temp_dir().join(format!("enet-mp-variant-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
-    let mut child = Command::new(bin)
-        .arg("--no-window")
-        .arg("--path")
-        .arg(godot::agent_project_dir())
-        .arg("-s")
-        .arg("res://variant_dump.gd")
-        .env("VARIANT_DECODE_FILE", decode_file)
-        .env("HOME", &home)
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("LANG", "en_US.UTF-8")
-        .env_remove("LC_ALL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = pipe.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + ENGINE_BOUND;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    // The pipes close when the engine is gone: these joins end.
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&home);
-    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    let vars = [(
+        "VARIANT_DECODE_FILE".to_string(),
+        decode_file.display().to_string(),
+    )];
+    let mut engine = godot::spawn_engine(
+        bin,
+        "variant_dump.gd",
+        &["--no-window"],
+        "variant_dump.gd",
+        &vars,
+        "variant_dump",
+    )
+    .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let status = engine.wait_exit(ENGINE_BOUND);
+    if status.is_none() {
+        engine.kill();
+    }
+    let lines = engine.stdout();
     if status.is_none() || !lines.iter().any(|l| l == "DONE") {
         panic!(
-            "variant_dump.gd {} without DONE\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            "variant_dump.gd {} without DONE\n{}",
             match status {
                 Some(s) => format!("exited with {s}"),
                 None => format!("killed after {ENGINE_BOUND:?}"),
-            }
+            },
+            engine.output()
         );
     }
     lines

@@ -1,32 +1,26 @@
-//! Spawns and reads the scriptable Godot 3 agent (`tests/godot/agent.gd`) for interop tests.
+//! The Godot 3 engine in interop tests: finding it, starting a script of tests/godot in a
+//! temporary HOME ([`spawn_engine`]), and the scriptable agent (`tests/godot/agent.gd`), read and
+//! driven through [`Agent`].
 //!
-//! Include from an integration test with `#[path = "support/godot.rs"] mod godot;`.
-//! Plain std only. The agent prints one event per line on stdout (see agent.gd for the list);
-//! Godot's own messages (script errors, engine warnings) arrive on stderr. Both streams are read
-//! on background threads and kept, in arrival order, for waiting and for failure messages.
+//! The agent prints one event per line on stdout (see agent.gd for the list); Godot's own
+//! messages (script errors, engine warnings) arrive on stderr. Both streams are read on
+//! background threads (by `process::Proc`) and kept, in arrival order, for waiting and for
+//! failure messages.
 //!
 //! Typical use:
 //! ```ignore
 //! let Some(bin) = godot::require_godot() else { return };
-//! let port = godot::free_udp_port();
+//! let port = process::free_port();
 //! let mut server = godot::Agent::spawn(&bin, &godot::AgentConfig::server(port)).unwrap();
 //! server.wait_line(|l| l.starts_with("READY "), godot::SECS_10).unwrap();
 //! ```
-#![allow(dead_code)]
 
-use std::collections::HashSet;
+use super::process::{temp_dir, Line, Proc, Stream, WaitError};
 use std::env;
-use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
-use std::net::UdpSocket;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 /// Environment variable that skips Godot interop tests explicitly when set to `1`.
 pub const SKIP_ENV: &str = "ENET_MP_SKIP_GODOT";
@@ -83,45 +77,6 @@ pub fn require_godot() -> Option<PathBuf> {
              or set {SKIP_ENV}=1 to skip the Godot interop tests explicitly."
         ),
     }
-}
-
-static HANDED_OUT_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn pseudo_random() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut x = nanos
-        ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    // splitmix64 finalizer
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// A UDP port in 20000..32000 (below Linux's ephemeral range) that is free on 127.0.0.1 right
-/// now and was not handed out before by this process.
-pub fn free_udp_port() -> u16 {
-    let mut guard = HANDED_OUT_PORTS.lock().unwrap_or_else(|e| e.into_inner());
-    let used = guard.get_or_insert_with(HashSet::new);
-    for _ in 0..500 {
-        let port = 20000 + (pseudo_random() % 12000) as u16;
-        if used.contains(&port) {
-            continue;
-        }
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && UdpSocket::bind(("0.0.0.0", port)).is_ok()
-        {
-            used.insert(port);
-            return port;
-        }
-    }
-    panic!("free_udp_port: no free UDP port found in 20000..32000");
 }
 
 /// `.or_fail()` on the harness's `Result<T, String>`: panics with the message printed as is
@@ -312,21 +267,6 @@ pub fn cmd(command: &str) -> String {
     format!("CMD {command}")
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// One line of agent output.
-#[derive(Clone, Debug)]
-pub struct Line {
-    /// Time since the agent was spawned, when the harness read the line.
-    pub at: Duration,
-    pub stream: Stream,
-    pub text: String,
-}
-
 /// A parsed `RECV from=<id> channel=<enet channel> text=<payload>` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recv {
@@ -350,151 +290,104 @@ impl Recv {
     }
 }
 
-/// A running Godot agent. Killed (Child::kill, by its own pid) and reaped on drop; its temporary
-/// HOME is removed then too.
-pub struct Agent {
-    name: String,
-    child: Child,
-    rx: Receiver<(Stream, Instant, String)>,
-    /// Every line read so far, both streams, in arrival order.
-    lines: Vec<Line>,
-    /// consumed[i]: line i was returned by `wait_line`/`wait_recv`.
-    consumed: Vec<bool>,
-    /// Both reader threads have ended (EOF on stdout and stderr).
-    streams_closed: bool,
-    exit: Option<ExitStatus>,
-    started: Instant,
-    home: PathBuf,
-    config: AgentConfig,
+/// The label under which a process's lines are echoed to the test's stderr as they arrive, when
+/// `ENET_MP_GODOT_ECHO=1`.
+pub fn echo_label(label: &str) -> Option<String> {
+    env::var(ECHO_ENV)
+        .is_ok_and(|v| v == "1")
+        .then(|| label.to_string())
 }
 
-fn spawn_reader<R: Read + Send + 'static>(
-    stream: Stream,
-    pipe: R,
-    tx: Sender<(Stream, Instant, String)>,
-    echo: Option<String>,
-) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n') | Some(b'\r')) {
-                        buf.pop();
-                    }
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    if let Some(name) = &echo {
-                        let tag = if stream == Stream::Stdout {
-                            "out"
-                        } else {
-                            "err"
-                        };
-                        eprintln!("[godot {name} {tag}] {text}");
-                    }
-                    if tx.send((stream, Instant::now(), text)).is_err() {
-                        break;
-                    }
-                }
-            }
+/// Starts `bin <args> --path tests/godot -s res://<script>` as `name`, with `vars` and a fresh
+/// temporary HOME (Godot writes user:// data under $HOME/.local/share/godot) that is removed
+/// with the process. The test's own AGENT_*, API_* and VARIANT_* settings do not leak into it.
+/// Echoed (see [`echo_label`]) as `echo`.
+pub fn spawn_engine(
+    bin: &Path,
+    name: &str,
+    args: &[&str],
+    script: &str,
+    vars: &[(String, String)],
+    echo: &str,
+) -> io::Result<Proc> {
+    let project = agent_project_dir();
+    if !project.join(script).is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} not found", project.join(script).display()),
+        ));
+    }
+    let home = temp_dir("enet-mp-godot")?;
+    let mut command = Command::new(bin);
+    command
+        .args(args)
+        .arg("--path")
+        .arg(&project)
+        .arg("-s")
+        .arg(format!("res://{script}"));
+    for (key, _) in env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if ["AGENT_", "API_", "VARIANT_"]
+            .iter()
+            .any(|p| key_text.starts_with(p))
+        {
+            command.env_remove(&key);
         }
-    });
+    }
+    command
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        // Godot 3.2 logs "Invalid locale 'C'" errors on stderr without a real locale.
+        .env("LANG", "en_US.UTF-8")
+        .env_remove("LC_ALL");
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    match Proc::start(name, command, Stdio::null(), echo_label(echo)) {
+        Ok(p) => Ok(p.with_home(home)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&home);
+            Err(io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", bin.display()),
+            ))
+        }
+    }
+}
+
+/// A running Godot agent: a [`Proc`] (killed and reaped on drop, its temporary HOME removed
+/// then too) whose stdout lines can be consumed one by one.
+pub struct Agent {
+    proc: Proc,
+    /// consumed[i]: line i was returned by `wait_line`/`wait_recv` (kept as long as
+    /// `proc.lines`, see [`Agent::sync`]).
+    consumed: Vec<bool>,
+    config: AgentConfig,
 }
 
 impl Agent {
     /// Starts `bin --path tests/godot -s res://agent.gd` with the config's AGENT_* variables and
-    /// a fresh temporary HOME (Godot writes user:// data under $HOME/.local/share/godot).
+    /// a fresh temporary HOME.
     pub fn spawn(bin: &Path, cfg: &AgentConfig) -> io::Result<Agent> {
-        let project = agent_project_dir();
-        if !project.join("agent.gd").is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} not found", project.join("agent.gd").display()),
-            ));
-        }
-        let home = env::temp_dir().join(format!(
-            "enet-mp-godot-{}-{}-{:x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            pseudo_random() & 0xffff_ffff
-        ));
-        fs::create_dir_all(&home)?;
-
-        let mut command = Command::new(bin);
-        command
-            .arg("--path")
-            .arg(&project)
-            .arg("-s")
-            .arg("res://agent.gd")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Do not leak AGENT_* settings from the test's own environment into the agent.
-        for (key, _) in env::vars_os() {
-            if key.to_string_lossy().starts_with("AGENT_") {
-                command.env_remove(&key);
-            }
-        }
-        command
-            .env("HOME", &home)
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            // Godot 3.2 logs "Invalid locale 'C'" errors on stderr without a real locale.
-            .env("LANG", "en_US.UTF-8")
-            .env_remove("LC_ALL");
-        for (key, value) in cfg.env_vars() {
-            command.env(key, value);
-        }
-
-        let started = Instant::now();
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&home);
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("cannot start {}: {e}", bin.display()),
-                ));
-            }
-        };
-        let echo = if env::var(ECHO_ENV).map(|v| v == "1").unwrap_or(false) {
-            Some(cfg.name.clone())
-        } else {
-            None
-        };
-        let (tx, rx) = mpsc::channel();
-        spawn_reader(
-            Stream::Stdout,
-            child.stdout.take().expect("piped stdout"),
-            tx.clone(),
-            echo.clone(),
-        );
-        spawn_reader(
-            Stream::Stderr,
-            child.stderr.take().expect("piped stderr"),
-            tx,
-            echo,
-        );
-
+        let proc = spawn_engine(
+            bin,
+            &cfg.name,
+            &[],
+            "agent.gd",
+            &cfg.env_vars(),
+            &format!("godot {}", cfg.name),
+        )?;
         Ok(Agent {
-            name: cfg.name.clone(),
-            child,
-            rx,
-            lines: Vec::new(),
+            proc,
             consumed: Vec::new(),
-            streams_closed: false,
-            exit: None,
-            started,
-            home,
             config: cfg.clone(),
         })
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.proc.name
     }
 
     pub fn config(&self) -> &AgentConfig {
@@ -503,68 +396,23 @@ impl Agent {
 
     /// OS process id of the Godot process.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     /// Time since spawn.
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.proc.elapsed()
     }
 
-    fn push(&mut self, (stream, at, text): (Stream, Instant, String)) {
-        self.lines.push(Line {
-            at: at.saturating_duration_since(self.started),
-            stream,
-            text,
-        });
-        self.consumed.push(false);
+    /// Keeps `consumed` as long as the lines.
+    fn sync(&mut self) {
+        self.consumed.resize(self.proc.lines.len(), false);
     }
 
-    /// Moves every line already received into `lines` without blocking.
+    /// Moves every line already received into the agent's lines without blocking.
     pub fn pump(&mut self) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(item) => self.push(item),
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.streams_closed = true;
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Waits at most `timeout` for one more line (or for the streams to close).
-    /// Returns false when nothing more can arrive.
-    fn pump_wait(&mut self, timeout: Duration) -> bool {
-        if self.streams_closed {
-            return false;
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(item) => {
-                self.push(item);
-                self.pump();
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => true,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.streams_closed = true;
-                false
-            }
-        }
-    }
-
-    fn find(
-        &self,
-        stream: Stream,
-        from: usize,
-        unconsumed_only: bool,
-        pred: &mut dyn FnMut(&str) -> bool,
-    ) -> Option<usize> {
-        (from..self.lines.len()).find(|&i| {
-            let line = &self.lines[i];
-            line.stream == stream && !(unconsumed_only && self.consumed[i]) && pred(&line.text)
-        })
+        self.proc.pump();
+        self.sync();
     }
 
     fn wait_impl(
@@ -574,31 +422,30 @@ impl Agent {
         pred: &mut dyn FnMut(&str) -> bool,
         timeout: Duration,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        self.pump();
-        let mut scanned = 0;
-        loop {
-            if let Some(i) = self.find(stream, scanned, consume, pred) {
+        self.sync();
+        let consumed = &self.consumed;
+        let found = self.proc.wait_index(
+            0,
+            &mut |i, line| {
+                line.stream == stream
+                    && !(consume && consumed.get(i).copied().unwrap_or(false))
+                    && pred(&line.text)
+            },
+            timeout,
+        );
+        self.sync();
+        match found {
+            Ok(i) => {
                 if consume {
                     self.consumed[i] = true;
                 }
-                return Ok(self.lines[i].text.clone());
+                Ok(self.proc.lines[i].text.clone())
             }
-            scanned = self.lines.len();
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(self.failure(&format!("no matching line within {timeout:?}")));
+            Err(WaitError::Timeout) => {
+                Err(self.failure(&format!("no matching line within {timeout:?}")))
             }
-            if !self.pump_wait(deadline - now) {
-                // Both pipes are closed: the agent has exited and nothing more will come.
-                self.reap(Duration::from_secs(2));
-                if let Some(i) = self.find(stream, scanned, consume, pred) {
-                    if consume {
-                        self.consumed[i] = true;
-                    }
-                    return Ok(self.lines[i].text.clone());
-                }
-                return Err(self.failure("the agent exited before printing a matching line"));
+            Err(WaitError::Exited) => {
+                Err(self.failure("the agent exited before printing a matching line"))
             }
         }
     }
@@ -676,28 +523,20 @@ impl Agent {
 
     /// Snapshot of the stdout lines seen so far.
     pub fn lines(&mut self) -> Vec<String> {
-        self.pump();
-        self.lines
-            .iter()
-            .filter(|l| l.stream == Stream::Stdout)
-            .map(|l| l.text.clone())
-            .collect()
+        self.sync();
+        self.proc.stdout()
     }
 
     /// Snapshot of the stderr lines seen so far.
     pub fn stderr_lines(&mut self) -> Vec<String> {
-        self.pump();
-        self.lines
-            .iter()
-            .filter(|l| l.stream == Stream::Stderr)
-            .map(|l| l.text.clone())
-            .collect()
+        self.sync();
+        self.proc.stderr()
     }
 
     /// Snapshot of every line with its stream and arrival time.
     pub fn timed_lines(&mut self) -> Vec<Line> {
         self.pump();
-        self.lines.clone()
+        self.proc.lines.clone()
     }
 
     /// Every RECV line seen so far, parsed (consumed or not).
@@ -713,95 +552,38 @@ impl Agent {
     /// Whole output so far, both streams, with times since spawn.
     pub fn output(&mut self) -> String {
         self.pump();
-        self.format_output()
-    }
-
-    fn format_output(&self) -> String {
-        let mut s = String::new();
-        for line in &self.lines {
-            let tag = match line.stream {
-                Stream::Stdout => "out",
-                Stream::Stderr => "err",
-            };
-            let _ = writeln!(s, "  [{:>8.3}s {tag}] {}", line.at.as_secs_f64(), line.text);
-        }
-        if self.lines.is_empty() {
-            s.push_str("  (no output)\n");
-        }
-        s
+        self.proc.format_lines()
     }
 
     fn failure(&mut self, what: &str) -> String {
         self.pump();
-        let state = match self.refresh_exit() {
+        let state = match self.proc.refresh_exit() {
             Some(status) => format!("exited with {status}"),
             None => "still running".to_string(),
         };
         format!(
             "godot agent '{}' (pid {}, {state}, {:.3}s after spawn): {what}\n\
              --- agent output ---\n{}--- end of agent output ---",
-            self.name,
-            self.child.id(),
-            self.started.elapsed().as_secs_f64(),
-            self.format_output()
+            self.proc.name,
+            self.proc.pid(),
+            self.proc.elapsed().as_secs_f64(),
+            self.proc.format_lines()
         )
-    }
-
-    /// After the process exited: collect the remaining lines until both pipes close.
-    fn reap(&mut self, max: Duration) {
-        let deadline = Instant::now() + max;
-        while !self.streams_closed {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            self.pump_wait((deadline - now).min(Duration::from_millis(50)));
-        }
-        self.refresh_exit();
-    }
-
-    /// Records the exit status if the process has exited (non-blocking, no output collection).
-    fn refresh_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            self.exit = self.child.try_wait().ok().flatten();
-        }
-        self.exit
     }
 
     /// The exit status if the agent has exited (non-blocking).
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.pump();
-        let had_exited = self.exit.is_some();
-        if self.refresh_exit().is_some() && !had_exited {
-            self.reap(Duration::from_secs(2));
-        }
-        self.exit
+        let r = self.proc.try_exit();
+        self.sync();
+        r
     }
 
     /// Waits at most `timeout` for the agent to exit, collecting its output meanwhile.
     /// After it returns Some, `lines()` holds everything the agent printed.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let step = (deadline - now).min(Duration::from_millis(10));
-            if !self.pump_wait(step) {
-                // Pipes closed: the exit is imminent; wait for it without spinning too hard.
-                match self.child.try_wait() {
-                    Ok(Some(status)) => {
-                        self.exit = Some(status);
-                        return Some(status);
-                    }
-                    _ => thread::sleep(step),
-                }
-            }
-        }
+        let r = self.proc.wait_exit(timeout);
+        self.sync();
+        r
     }
 
     /// Like `wait_exit` but returns the exit code, with the output in the error.
@@ -816,29 +598,21 @@ impl Agent {
 
     /// Kills the agent now (by its pid, through Child::kill) and reaps it.
     pub fn kill(&mut self) {
-        if self.exit.is_none() {
-            if let Ok(None) = self.child.try_wait() {
-                let _ = self.child.kill();
-            }
-            if let Ok(status) = self.child.wait() {
-                self.exit = Some(status);
-            }
-            self.reap(Duration::from_secs(1));
-        }
+        self.proc.kill();
+        self.sync();
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
-        if thread::panicking() {
-            let out = self.format_output();
+        if std::thread::panicking() {
             eprintln!(
-                "--- output of godot agent '{}' (pid {}) ---\n{out}--- end ---",
-                self.name,
-                self.child.id()
+                "--- output of godot agent '{}' (pid {}) ---\n{}--- end ---",
+                self.proc.name,
+                self.proc.pid(),
+                self.proc.format_lines()
             );
         }
-        let _ = fs::remove_dir_all(&self.home);
     }
 }

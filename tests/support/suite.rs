@@ -2,7 +2,7 @@
 //! loopback and against the custom peer over an in-memory network. Each function takes a
 //! meshed cluster (node 0 the server, at least three clients, at least 3 logical channels).
 
-use super::Cluster;
+use super::cluster::{deadline, Cluster};
 use enet_multiplayer::{Error, MultiplayerPeer, PeerId, Target, TransferMode};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -76,9 +76,9 @@ fn deliver_and_check<P: MultiplayerPeer + ?Sized>(
     let rounds = 6;
     for round in 0..rounds {
         let limit = if round + 1 == rounds {
-            super::deadline()
+            deadline()
         } else {
-            super::deadline() / 4
+            deadline() / 4
         };
         if c.try_wait(limit, |c| expected.is_subset(&seen(c))) {
             break;
@@ -202,7 +202,7 @@ pub fn packet_peek_accessors<P: MultiplayerPeer + ?Sized>(c: &mut Cluster<P>) {
     // Poll the server alone so the packet stays in its queue.
     let start = std::time::Instant::now();
     while c.nodes[0].peer.get_available_packet_count() == 0 {
-        assert!(start.elapsed() < super::deadline(), "packet never arrived");
+        assert!(start.elapsed() < deadline(), "packet never arrived");
         for n in c.nodes.iter_mut().skip(1) {
             n.peer.poll().unwrap();
         }

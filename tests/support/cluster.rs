@@ -1,8 +1,5 @@
-//! Shared test harness: a cluster of multiplayer peers (index 0 is the server) that records
-//! every event and packet, and bounded waits on it.
-#![allow(dead_code)]
-
-pub mod suite;
+//! A cluster of multiplayer peers (index 0 is the server) that records every event and packet,
+//! bounded waits on it, and ENet builders on 127.0.0.1.
 
 use enet_multiplayer::{
     ClientRole, Compression, ENetBuilder, ENetMultiplayerPeer, MultiplayerPeer, Packet, PeerEvent,
@@ -35,6 +32,23 @@ impl<P: MultiplayerPeer + ?Sized> Node<P> {
 
     pub fn id(&self) -> PeerId {
         self.peer.unique_id()
+    }
+
+    /// Polls the peer once, waiting up to `wait` in its socket when that is not zero, and
+    /// records the events and packets it reports.
+    pub fn poll(&mut self, wait: Duration) {
+        let r = if wait.is_zero() {
+            self.peer.poll()
+        } else {
+            self.peer.poll_timeout(wait)
+        };
+        r.expect("poll");
+        while let Some(e) = self.peer.pop_event() {
+            self.events.push(e);
+        }
+        while let Some(p) = self.peer.get_packet() {
+            self.packets.push(p);
+        }
     }
 
     /// Takes the packets recorded so far.
@@ -86,18 +100,7 @@ impl<P: MultiplayerPeer + ?Sized> Cluster<P> {
             t(&mut self.nodes);
         }
         for (i, n) in self.nodes.iter_mut().enumerate() {
-            let r = if i == 0 && !self.wait.is_zero() {
-                n.peer.poll_timeout(self.wait)
-            } else {
-                n.peer.poll()
-            };
-            r.expect("poll");
-            while let Some(e) = n.peer.pop_event() {
-                n.events.push(e);
-            }
-            while let Some(p) = n.peer.get_packet() {
-                n.packets.push(p);
-            }
+            n.poll(if i == 0 { self.wait } else { Duration::ZERO });
         }
     }
 

@@ -7,18 +7,16 @@
 //! Default: 2 rounds of 8 waves of 8 clients (64 clients per round). ENET_MP_HEAVY=1: 2 rounds
 //! of 10 waves of 25 (250 clients per round).
 
-mod common;
-mod robust_common;
-
-use common::{enet_client, enet_server, Cluster, Node};
+use crate::support::cluster::{enet_client, enet_server, Cluster, Node};
+use crate::support::robust::{
+    limit, pick, proxy_transport, rss_kib, seed, serial, under_valgrind, Impairment, Proxy,
+    SharedProxy,
+};
 use enet_multiplayer::{DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, PeerId};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use robust_common::{limit, pick, rss_kib, seed, serial, under_valgrind, Impairment, Proxy};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 type Net = Cluster<ENetMultiplayerPeer>;
@@ -72,7 +70,7 @@ struct World {
     ids: Vec<PeerId>,
     /// Each client's local port, learnt while it is connected (a closed peer has none).
     ports: BTreeMap<PeerId, u16>,
-    proxy: Rc<RefCell<Proxy>>,
+    proxy: SharedProxy,
     rng: StdRng,
 }
 
@@ -353,17 +351,10 @@ fn churn_sees_each_departure_once_empties_the_table_and_returns_memory() {
         .build()
         .expect("server");
     let port = server.local_port().expect("port");
-    let proxy = Rc::new(RefCell::new(Proxy::new(
-        port,
-        Impairment::CLEAN,
-        seed_value,
-    )));
-    let pumped = proxy.clone();
+    let proxy = Proxy::shared(port, Impairment::CLEAN, seed_value);
     let c = Net::new(
         vec![Node::new(Box::new(server))],
-        Some(Box::new(move |_: &mut [Node<ENetMultiplayerPeer>]| {
-            pumped.borrow_mut().pump()
-        })),
+        Some(proxy_transport(&proxy)),
         Duration::from_millis(1),
     );
     let mut w = World {

@@ -5,10 +5,11 @@
 //! packet, one config-channel packet, target 99 999, target i32::MIN, and connect ids 0, 1, -5
 //! and a duplicate of a connected id.
 
-mod common;
-mod robust_common;
-
-use common::{enet_client, enet_cluster, enet_server, Cluster};
+use crate::support::cluster::{enet_client, enet_cluster, enet_server, Cluster, Node};
+use crate::support::raw::{self, add_peer, data_packet, remove_peer, RawClient};
+use crate::support::robust::{
+    capture_logs, limit, log_lines, pick, serial, wire, Dir, Impairment, LogCapture, Proxy,
+};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
     DisconnectReason, ENetBuilder, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, PeerId,
@@ -16,10 +17,6 @@ use enet_multiplayer::{
 };
 use enet_wrapper::PacketFlags;
 use log::Level;
-use robust_common::{
-    capture_logs, clear_logs, data_packet, limit, log_lines, pick, serial, wire, Dir, Impairment,
-    Proxy, RawClient,
-};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::net::UdpSocket;
@@ -29,13 +26,21 @@ use std::time::{Duration, Instant};
 
 type Net = Cluster<ENetMultiplayerPeer>;
 
+/// What a test holds while it runs: the capture of the library's log lines, which ends (and
+/// switches logging off) before the binary's lock is released.
+struct Started {
+    _capture: LogCapture,
+    _serial: MutexGuard<'static, ()>,
+}
+
 /// Every test takes the binary's lock (the log capture is process-wide) and starts with an
 /// empty capture.
-fn start() -> MutexGuard<'static, ()> {
-    let guard = serial();
-    capture_logs();
-    clear_logs();
-    guard
+fn start() -> Started {
+    let serial = serial();
+    Started {
+        _capture: capture_logs(),
+        _serial: serial,
+    }
 }
 
 /// A server with two extra logical channels and two honest clients, meshed.
@@ -44,10 +49,7 @@ fn meshed(server: ENetBuilder<enet_multiplayer::ServerRole>) -> Net {
 }
 
 fn pump_all(c: &mut Net, raws: &mut [&mut RawClient]) {
-    c.pump();
-    for r in raws.iter_mut() {
-        r.pump();
-    }
+    raw::pump_all(c, raws);
 }
 
 fn wait_all(
@@ -56,17 +58,7 @@ fn wait_all(
     what: &str,
     done: impl Fn(&Net, &[&mut RawClient]) -> bool,
 ) {
-    let start = Instant::now();
-    loop {
-        pump_all(c, raws);
-        if done(c, raws) {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit(Duration::from_secs(15)),
-            "timed out waiting for {what}"
-        );
-    }
+    raw::wait_raw(c, raws, what, limit(Duration::from_secs(15)), done);
 }
 
 /// A raw client with id `id` and the server's 5 channels, connected and announced to the
@@ -402,8 +394,8 @@ fn config_channel_traffic_in_every_mode_is_dropped_and_announces_nothing() {
     let events_before: Vec<usize> = c.nodes.iter().map(|n| n.events.len()).collect();
     // System messages a client must never be able to send, and a data packet, on channel 0.
     let payloads: [Vec<u8>; 4] = [
-        [0u32.to_le_bytes(), 9_999u32.to_le_bytes()].concat(), // ADD_PEER(9999)
-        [1u32.to_le_bytes(), a.to_le_bytes()].concat(),        // REMOVE_PEER(a)
+        add_peer(9_999), // ADD_PEER(9999)
+        remove_peer(a),  // REMOVE_PEER(a)
         data_packet(evil_id, 0, b"cfg"),
         vec![],
     ];
@@ -468,7 +460,7 @@ fn channels_beyond_the_negotiated_count_never_arrive() {
     // The same packets forged on the wire: a proxy rewrites the channel byte of the client's
     // SEND_UNSEQUENCED commands that carry `beyond<k>` to channel BEYOND[k].
     const BEYOND: [u8; 5] = [5, 6, 100, 254, 255];
-    let proxy = Rc::new(RefCell::new(Proxy::new(port, Impairment::CLEAN, 7)));
+    let proxy = Proxy::shared(port, Impairment::CLEAN, 7);
     let rewritten = Rc::new(RefCell::new(0usize));
     let count = rewritten.clone();
     proxy
@@ -944,7 +936,7 @@ fn half_open_handshakes_do_not_lock_out_new_clients() {
             .peer_timeout(1, 300, 600)
             .build()
             .expect("client");
-        c.nodes.push(common::Node::new(Box::new(fresh)));
+        c.nodes.push(Node::new(Box::new(fresh)));
         let attempt = Instant::now();
         let outcome = loop {
             c.pump();

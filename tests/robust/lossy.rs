@@ -4,17 +4,14 @@
 //! proxy starts dropping everything (both ways, or one way only) both ends report the
 //! disconnect within the configured timeout.
 
-mod common;
-mod robust_common;
-
-use common::{enet_client, enet_server, Cluster, Node};
+use crate::support::cluster::{enet_client, enet_server, Cluster, Node};
+use crate::support::robust::{
+    limit, pick, proxy_transport, seed, serial, under_valgrind, Impairment, Proxy, SharedProxy,
+};
 use enet_multiplayer::{
     ENetBuilder, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, PeerId, Target, TransferMode,
 };
-use robust_common::{limit, pick, seed, under_valgrind, Impairment, Proxy};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 type Net = Cluster<ENetMultiplayerPeer>;
@@ -59,12 +56,11 @@ fn proxied_cluster(
     seed_value: u64,
     proxied: usize,
     direct: usize,
-) -> (Net, Rc<RefCell<Proxy>>) {
+) -> (Net, SharedProxy) {
     let server = tuned(enet_server(), timeouts).build().expect("server");
     let port = server.local_port().expect("port");
-    let proxy = Rc::new(RefCell::new(Proxy::new(port, impair, seed_value)));
+    let proxy = Proxy::shared(port, impair, seed_value);
     let proxy_port = proxy.borrow().port();
-    let pumped = proxy.clone();
     let mut nodes = vec![Node::new(Box::new(server))];
     for i in 0..proxied + direct {
         let to = if i < proxied { proxy_port } else { port };
@@ -74,9 +70,7 @@ fn proxied_cluster(
     }
     let c = Net::new(
         nodes,
-        Some(Box::new(move |_: &mut [Node<ENetMultiplayerPeer>]| {
-            pumped.borrow_mut().pump()
-        })),
+        Some(proxy_transport(&proxy)),
         Duration::from_millis(1),
     );
     (c, proxy)
@@ -122,6 +116,8 @@ struct Stream {
 
 #[test]
 fn lossy_link_reliable_exactly_once_in_order_unreliable_ordered_never_reordered() {
+    // Not beside the binary's RSS and log-capture tests (see main.rs).
+    let _serial = serial();
     let seed_value = seed(0x10_55);
     let reliable = pick(300u32, 3000, 40);
     let unreliable = pick(600u32, 6000, 80);
@@ -370,6 +366,8 @@ fn lossy_link_reliable_exactly_once_in_order_unreliable_ordered_never_reordered(
 
 #[test]
 fn blackholed_links_are_reported_on_both_sides_within_the_timeout() {
+    // Not beside the binary's RSS and log-capture tests (see main.rs).
+    let _serial = serial();
     let seed_value = seed(0xB1AC);
     // Nodes 1, 2, 3 behind a proxy that jitters, duplicates and reorders; node 4 direct.
     let (mut c, proxy) = proxied_cluster(short_timeouts(), jittery(), seed_value, 3, 1);

@@ -1,17 +1,20 @@
-//! Shared helpers of the robustness tests (`tests/robust_*.rs`): the environment switches, memory
-//! and socket figures read from /proc, a seeded impairing UDP proxy, a walker over ENet datagrams,
-//! a garbage generator, a raw ENet client and a log capture.
+//! Helpers of the robustness tests (`tests/robust/`): the environment switches, memory and
+//! socket figures read from /proc, a seeded impairing UDP proxy, ENet's datagram format (the
+//! wrapper's walker), a garbage generator and a log capture. The raw ENet client is in `raw`.
 //!
 //! Every loop here is bounded in count, and every wait in time.
-#![allow(dead_code)]
 
-use enet_wrapper::{Event, Host, HostConfig, Packet as RawPacket, PacketFlags, PeerHandle};
+use super::cluster::Transport;
+use enet_multiplayer::MultiplayerPeer;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
+use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -66,8 +69,8 @@ pub fn limit(d: Duration) -> Duration {
     }
 }
 
-/// Tests of one binary that measure the process's memory take this lock, so that no other test
-/// of the binary allocates at the same time.
+/// The lock of the tests that measure or capture something process-wide (RSS, the log capture):
+/// every test of the `robust` binary takes it, so that none of them runs beside another.
 pub fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -103,47 +106,11 @@ pub fn udp_receive_drops(port: u16) -> Option<u64> {
 
 // ---- ENet datagrams --------------------------------------------------------------------------
 
-/// The ENet 1.3 wire format, as far as the tests need it to find, rewrite and forge commands.
-/// All integers are big-endian.
+/// The ENet 1.3 wire format, as far as the tests need it to find, rewrite and forge commands:
+/// the wrapper's own command walker and constants (`enet_wrapper::testing`, the `testing`
+/// feature), and the crafting helpers it does not have. All integers are big-endian.
 pub mod wire {
-    pub const ACKNOWLEDGE: u8 = 1;
-    pub const CONNECT: u8 = 2;
-    pub const VERIFY_CONNECT: u8 = 3;
-    pub const DISCONNECT: u8 = 4;
-    pub const PING: u8 = 5;
-    pub const SEND_RELIABLE: u8 = 6;
-    pub const SEND_UNRELIABLE: u8 = 7;
-    pub const SEND_FRAGMENT: u8 = 8;
-    pub const SEND_UNSEQUENCED: u8 = 9;
-    pub const BANDWIDTH_LIMIT: u8 = 10;
-    pub const THROTTLE_CONFIGURE: u8 = 11;
-    pub const SEND_UNRELIABLE_FRAGMENT: u8 = 12;
-    /// Command flag: the receiver must acknowledge.
-    pub const FLAG_ACKNOWLEDGE: u8 = 0x80;
-    /// Header flag: a 16-bit sent time follows the peer id.
-    pub const HEADER_SENT_TIME: u16 = 0x8000;
-    /// Header flag: the commands are compressed.
-    pub const HEADER_COMPRESSED: u16 = 0x4000;
-    /// The peer id of a datagram to a host that has not assigned one yet (connect).
-    pub const NO_PEER: u16 = 0x0FFF;
-
-    /// Fixed size of each command, its 4-byte header included (ENet's `commandSizes`).
-    const SIZES: [usize; 13] = [0, 8, 48, 44, 8, 4, 6, 8, 24, 8, 12, 16, 24];
-
-    /// One command found in a datagram.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Command {
-        /// Where it starts in the datagram.
-        pub offset: usize,
-        /// The command number (low 4 bits of the first byte).
-        pub number: u8,
-        /// The channel byte.
-        pub channel: u8,
-        /// Its fixed part plus its data.
-        pub len: usize,
-        /// Where its data starts, for the four SEND commands.
-        pub data_offset: Option<usize>,
-    }
+    pub use enet_wrapper::testing::*;
 
     pub fn be16(d: &[u8], at: usize) -> Option<u16> {
         Some(u16::from_be_bytes(d.get(at..at + 2)?.try_into().ok()?))
@@ -151,56 +118,6 @@ pub mod wire {
 
     pub fn be32(d: &[u8], at: usize) -> Option<u32> {
         Some(u32::from_be_bytes(d.get(at..at + 4)?.try_into().ok()?))
-    }
-
-    /// The length of the datagram header (2, or 4 with a sent time), for an uncompressed one.
-    pub fn header_len(d: &[u8]) -> Option<usize> {
-        let peer = be16(d, 0)?;
-        if peer & HEADER_COMPRESSED != 0 {
-            return None;
-        }
-        Some(if peer & HEADER_SENT_TIME != 0 { 4 } else { 2 })
-    }
-
-    /// The commands of an uncompressed datagram, stopping where ENet would stop reading.
-    pub fn commands(d: &[u8]) -> Vec<Command> {
-        let mut out = Vec::new();
-        let Some(mut at) = header_len(d) else {
-            return out;
-        };
-        // A datagram holds at most a few dozen commands; the bound is only a safety net.
-        for _ in 0..256 {
-            if at + 4 > d.len() {
-                break;
-            }
-            let number = d[at] & 0x0F;
-            let Some(&size) = SIZES.get(usize::from(number)).filter(|s| **s != 0) else {
-                break;
-            };
-            if at + size > d.len() {
-                break;
-            }
-            let data_len = match number {
-                SEND_RELIABLE => be16(d, at + 4),
-                SEND_UNRELIABLE | SEND_UNSEQUENCED | SEND_FRAGMENT | SEND_UNRELIABLE_FRAGMENT => {
-                    be16(d, at + 6)
-                }
-                _ => None,
-            };
-            let len = size + data_len.map_or(0, usize::from);
-            if at + len > d.len() {
-                break;
-            }
-            out.push(Command {
-                offset: at,
-                number,
-                channel: d[at + 1],
-                len,
-                data_offset: data_len.map(|_| at + size),
-            });
-            at += len;
-        }
-        out
     }
 
     /// Whether ENet would take this (uncompressed) datagram as a connection request: no peer id
@@ -374,7 +291,22 @@ pub struct Proxy {
     pub stats: ProxyStats,
 }
 
+/// A proxy shared between a test and its cluster's transport ([`proxy_transport`]).
+pub type SharedProxy = Rc<RefCell<Proxy>>;
+
+/// A cluster transport that pumps `proxy` at each pump of the cluster (ENet moves the peers'
+/// own traffic; the proxy must move what passes through it).
+pub fn proxy_transport<P: MultiplayerPeer + ?Sized>(proxy: &SharedProxy) -> Transport<P> {
+    let pumped = proxy.clone();
+    Box::new(move |_| pumped.borrow_mut().pump())
+}
+
 impl Proxy {
+    /// [`Proxy::new`], shared.
+    pub fn shared(server_port: u16, impair: Impairment, seed: u64) -> SharedProxy {
+        Rc::new(RefCell::new(Proxy::new(server_port, impair, seed)))
+    }
+
     pub fn new(server_port: u16, impair: Impairment, seed: u64) -> Proxy {
         let listen = UdpSocket::bind("127.0.0.1:0").expect("proxy socket");
         listen.set_nonblocking(true).expect("nonblocking");
@@ -788,110 +720,21 @@ impl Garbage {
     }
 }
 
-// ---- a raw ENet client -----------------------------------------------------------------------
-
-/// A client that speaks the multiplayer protocol by hand over a bare ENet host: it connects with
-/// any id and channel count, sends any bytes on any channel, and records every event.
-pub struct RawClient {
-    pub host: Host,
-    pub server: PeerHandle,
-    pub events: Vec<Event>,
-}
-
-impl RawClient {
-    /// Connects to 127.0.0.1:`port` with Godot id `id`, asking for the protocol's 3 channels.
-    pub fn connect(port: u16, id: u32) -> RawClient {
-        RawClient::connect_with(port, id, 3)
-    }
-
-    /// Connects asking for `channels` channels.
-    pub fn connect_with(port: u16, id: u32, channels: usize) -> RawClient {
-        let mut host = Host::new(&HostConfig::client().channel_limit(channels)).expect("raw host");
-        let server = host
-            .connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), channels, id)
-            .expect("raw connect");
-        RawClient {
-            host,
-            server,
-            events: Vec::new(),
-        }
-    }
-
-    /// Takes every event ENet has (at most 4096 per call).
-    pub fn pump(&mut self) {
-        for _ in 0..4096 {
-            match self.host.service(Duration::ZERO) {
-                Ok(Some(e)) => self.events.push(e),
-                _ => break,
-            }
-        }
-    }
-
-    pub fn local_port(&self) -> u16 {
-        self.host.local_address().expect("raw address").port()
-    }
-
-    pub fn connected(&self) -> bool {
-        self.events
-            .iter()
-            .any(|e| matches!(e, Event::Connect { .. }))
-    }
-
-    /// The data of the disconnect event (the refusal code), once there is one.
-    pub fn disconnect_data(&self) -> Option<u32> {
-        self.events.iter().find_map(|e| match e {
-            Event::Disconnect { data, .. } => Some(*data),
-            _ => None,
-        })
-    }
-
-    /// Every packet received so far: (ENet channel, bytes).
-    pub fn received(&self) -> Vec<(u8, Vec<u8>)> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Receive {
-                    channel, packet, ..
-                } => Some((*channel, packet.data().to_vec())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Queues `bytes` on ENet `channel` with `flags` and flushes.
-    pub fn send(
-        &mut self,
-        channel: u8,
-        bytes: &[u8],
-        flags: PacketFlags,
-    ) -> enet_wrapper::Result<()> {
-        let p = RawPacket::new(bytes, flags)?;
-        self.host.peer_mut(self.server)?.send(channel, p)?;
-        self.host.flush();
-        Ok(())
-    }
-}
-
-/// `[u32 source][i32 target]` followed by `payload`, as a client writes a data packet.
-pub fn data_packet(source: u32, target: i32, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + payload.len());
-    v.extend_from_slice(&source.to_le_bytes());
-    v.extend_from_slice(&target.to_le_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
 // ---- log capture -----------------------------------------------------------------------------
 
 struct Capture;
 
 static LOG_LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+/// Whether a [`LogCapture`] is alive: the logger stays installed for the rest of the process
+/// (`log` allows one), but records nothing outside a capture, so that the tests of the binary
+/// that run after one neither fill the buffer nor pay for formatting lines.
+static CAPTURING: AtomicBool = AtomicBool::new(false);
 /// Lines kept at most (the capture must not grow without bound under a flood).
 const MAX_LOG_LINES: usize = 100_000;
 
 impl log::Log for Capture {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.target().starts_with("enet_multiplayer")
+        CAPTURING.load(AtomicOrdering::Relaxed) && m.target().starts_with("enet_multiplayer")
     }
 
     fn log(&self, record: &log::Record) {
@@ -908,10 +751,26 @@ impl log::Log for Capture {
 
 static CAPTURE: Capture = Capture;
 
-/// Records the library's log lines (debug and above) for [`log_lines`].
-pub fn capture_logs() {
+/// Records the library's log lines (debug and above) for [`log_lines`] while it lives; starts
+/// empty, and forgets its lines and switches logging off again on drop. The capture is
+/// process-wide: take it while holding [`serial`], so that no other test logs into it.
+#[must_use = "the capture ends when the guard is dropped"]
+pub struct LogCapture(());
+
+pub fn capture_logs() -> LogCapture {
     let _ = log::set_logger(&CAPTURE);
+    clear_logs();
+    CAPTURING.store(true, AtomicOrdering::Relaxed);
     log::set_max_level(log::LevelFilter::Debug);
+    LogCapture(())
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        log::set_max_level(log::LevelFilter::Off);
+        CAPTURING.store(false, AtomicOrdering::Relaxed);
+        clear_logs();
+    }
 }
 
 /// Forgets the lines captured so far.

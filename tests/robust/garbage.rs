@@ -7,10 +7,11 @@
 //! Default: 2 rounds x 2 servers (no compression, range coder) x 50 000 datagrams = 200 000.
 //! ENET_MP_HEAVY=1: 2 x 2 x 500 000 = 2 000 000.
 
-mod common;
-mod robust_common;
-
-use common::{enet_client, enet_server, Cluster, Node};
+use crate::support::cluster::{enet_client, enet_server, Cluster, Node};
+use crate::support::robust::{
+    limit, pick, proxy_transport, rss_kib, seed, serial, udp_receive_drops, under_valgrind, wire,
+    Garbage, GarbageKind, Impairment, Proxy, SharedProxy,
+};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
     Compression, ConnectionStatus, ENetMultiplayerPeer, MultiplayerPeer, PeerEvent, PeerId, Target,
@@ -18,14 +19,8 @@ use enet_multiplayer::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use robust_common::{
-    limit, pick, rss_kib, seed, serial, udp_receive_drops, under_valgrind, wire, Garbage,
-    GarbageKind, Impairment, Proxy,
-};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Datagrams sent between two polls of the server: well below what the socket's receive buffer
@@ -48,7 +43,7 @@ type Net = Cluster<ENetMultiplayerPeer>;
 struct Arena {
     label: &'static str,
     c: Net,
-    proxy: Rc<RefCell<Proxy>>,
+    proxy: SharedProxy,
     server: SocketAddr,
     compression: Compression,
     garbage: Garbage,
@@ -70,7 +65,7 @@ fn server_builder(
     // 100 000 here), each of which holds an ENet peer slot for ENet's default handshake
     // lifetime, about 30 s, whatever peer_timeout says: with the default 32 clients (48 slots)
     // a heavy run locks out the client that joins during the round. That bug has its own test
-    // (robust_abuse: half_open_handshakes_do_not_lock_out_new_clients); here the server has
+    // (abuse::half_open_handshakes_do_not_lock_out_new_clients); here the server has
     // slots enough for what this test is about.
     let b = enet_server()
         .compression(compression)
@@ -89,12 +84,7 @@ fn server_builder(
 fn arena(label: &'static str, compression: Compression, seed_value: u64) -> Arena {
     let server = server_builder(compression).build().expect("server");
     let port = server.local_port().expect("port");
-    let proxy = Rc::new(RefCell::new(Proxy::new(
-        port,
-        Impairment::CLEAN,
-        seed_value,
-    )));
-    let pumped = proxy.clone();
+    let proxy = Proxy::shared(port, Impairment::CLEAN, seed_value);
     let mut nodes = vec![Node::new(Box::new(server))];
     for _ in 0..2 {
         let client = enet_client(port)
@@ -106,9 +96,7 @@ fn arena(label: &'static str, compression: Compression, seed_value: u64) -> Aren
     }
     let mut c = Cluster::new(
         nodes,
-        Some(Box::new(
-            move |_nodes: &mut [Node<ENetMultiplayerPeer>]| pumped.borrow_mut().pump(),
-        )),
+        Some(proxy_transport(&proxy)),
         Duration::from_millis(1),
     );
     c.wait_mesh();
