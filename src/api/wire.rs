@@ -195,21 +195,34 @@ pub fn confirm_path(path: &str) -> Vec<u8> {
 }
 
 /// What Godot answers to a SIMPLIFY_PATH packet: the CONFIRM_PATH for its path, to be sent
-/// reliably to its sender alone. `None` for any other packet (or a malformed one). A relay
-/// that answers this lets Godot clients send broadcast RPCs as one packet (Godot sends the
-/// short form only once every target, the server included, confirmed the path).
+/// reliably to its sender alone. `None` for any other packet. A relay that answers this lets
+/// Godot clients send broadcast RPCs as one packet (Godot sends the short form only once every
+/// target, the server included, confirmed the path).
+///
+/// A relay also carries games that send raw packets of their own, so only a packet laid out
+/// exactly as Godot encodes a SIMPLIFY_PATH is answered: the command byte, a path id below
+/// 2^31, a non-empty UTF-8 node path without control characters, and its NUL as the very last
+/// byte. A raw payload that merely starts with the byte 2 is left alone.
 ///
 /// ```
 /// use enet_multiplayer::api::wire::confirm_for_simplify;
 /// // Captured from Godot 3.2.3: SIMPLIFY id 1 "Main"; the answer is CONFIRM "Main".
 /// assert_eq!(confirm_for_simplify(b"\x02\x01\0\0\0Main\0").unwrap(), b"\x03Main\0");
 /// assert_eq!(confirm_for_simplify(&[4, 1, 2]), None);
+/// // A game's own packet that happens to start with 2: not Godot's layout, not answered.
+/// assert_eq!(confirm_for_simplify(&[2, 0, 0, 0, 0, 7, 0, 0, 0, 0xaa, 0]), None);
 /// ```
 pub fn confirm_for_simplify(packet: &[u8]) -> Option<Vec<u8>> {
-    match parse(packet) {
-        Ok(Command::SimplifyPath { path, .. }) => Some(confirm_path(path)),
-        _ => None,
+    let (&last, body) = packet.split_last()?;
+    if last != 0 || body.len() < 6 || body[0] != SIMPLIFY_PATH {
+        return None;
     }
+    let id = u32_at(body, 1)?;
+    let path = std::str::from_utf8(&body[5..]).ok()?;
+    if id & FULL_PATH_FLAG != 0 || path.chars().any(char::is_control) {
+        return None;
+    }
+    Some(confirm_path(path))
 }
 
 #[cfg(test)]
@@ -256,6 +269,36 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(confirm_path("Main"), b"\x03Main\0");
+        assert_eq!(confirm_for_simplify(&simplify).unwrap(), b"\x03Main\0");
+        assert_eq!(
+            confirm_for_simplify(&simplify_path(7, "Game/Player 2/é")).unwrap(),
+            confirm_path("Game/Player 2/é")
+        );
+    }
+
+    /// Raw game packets that start with 2 are not taken for SIMPLIFY_PATH.
+    #[test]
+    fn only_godots_layout_is_confirmed() {
+        for bad in [
+            &b"\x02\x01\x00\x00\x00Main"[..],            // no NUL
+            b"\x02\x01\x00\x00\x00\x00",                 // empty path
+            b"\x02\x01\x00\x00\x00Ma\x00in\x00",         // a NUL inside
+            b"\x02\x01\x00\x00\x80Main\x00",             // id with bit 31
+            b"\x02\x01\x00\x00\x00\xffMain\x00",         // not UTF-8
+            b"\x02\x05\x00\x00\x00\x07\x00\x00\x00\x00", // a load-test payload
+            b"\x03Main\x00",
+        ] {
+            assert_eq!(confirm_for_simplify(bad), None, "{bad:?}");
+        }
+        // Payloads laid out as examples/load.rs lays them out (a counter, a sender index,
+        // filler) whose first byte happens to be 2: none is answered.
+        for seq in (2..2_000_000u32).step_by(256) {
+            let mut p = seq.to_le_bytes().to_vec();
+            p.extend_from_slice(&(seq % 64).to_le_bytes());
+            p.extend_from_slice(&[0xA5; 24]);
+            assert_eq!(p[0], SIMPLIFY_PATH);
+            assert_eq!(confirm_for_simplify(&p), None);
+        }
     }
 
     #[test]

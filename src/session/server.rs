@@ -379,15 +379,16 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
 
     /// The links a routed packet goes to, ascending by client id.
     pub fn forward_links(&self, forward: Forward) -> impl Iterator<Item = L> + '_ {
-        let one = match forward {
-            Forward::One(id) => self.clients.get(&id).map(|c| c.link),
-            _ => None,
+        // One destination is one look-up; only "all but" walks the clients.
+        let (one, all) = match forward {
+            Forward::One(id) => (self.clients.get(&id).map(|c| c.link), None),
+            Forward::AllExcept { .. } => (None, Some(self.clients.iter())),
+            Forward::Nobody => (None, None),
         };
-        let many = matches!(forward, Forward::AllExcept { .. });
         one.into_iter().chain(
-            self.clients
-                .iter()
-                .filter(move |(id, _)| many && forward.includes(**id))
+            all.into_iter()
+                .flatten()
+                .filter(move |(id, _)| forward.includes(**id))
                 .map(|(_, c)| c.link),
         )
     }
