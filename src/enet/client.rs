@@ -8,7 +8,7 @@ use crate::peer::{
     SERVER_ID,
 };
 use crate::protocol::{self, Header, SystemMessage, CHANNEL_CONFIG, HEADER_LEN};
-use crate::relay::{self, DropCounts, DropReason};
+use crate::relay::{self, DropReason};
 use crate::session::{ClientSession, Limits};
 use bytes::Bytes;
 use enet_wrapper::{Event, Host, HostConfig, PeerHandle};
@@ -22,8 +22,6 @@ pub(crate) struct ClientDriver {
     pub(crate) settings: SendSettings,
     /// The connection to the server, while there is one.
     server: Option<PeerHandle>,
-    /// What this client dropped of the server's packets.
-    drops: DropCounts,
     /// What `set_refuse_new_connections` said (a client accepts no connections either way).
     pub(crate) refuse: bool,
 }
@@ -47,7 +45,6 @@ impl ClientDriver {
             session: ClientSession::connecting(id),
             settings: SendSettings::default(),
             server: Some(server),
-            drops: DropCounts::default(),
             refuse: false,
         })
     }
@@ -126,9 +123,10 @@ impl ClientDriver {
     }
 
     fn drop_packet(&mut self, reason: DropReason, detail: &str) {
-        self.state.stats.drops.add(reason);
-        self.drops.add(reason);
-        relay::log_drop(Some(SERVER_ID), reason, self.drops.get(reason), detail);
+        // A client has one connection: its totals are the server connection's counts.
+        let drops = &mut self.state.stats.drops;
+        drops.add(reason);
+        relay::log_drop(Some(SERVER_ID), reason, drops.get(reason), detail);
     }
 
     pub(crate) fn send(
@@ -197,7 +195,7 @@ impl ClientDriver {
     pub(crate) fn peer_stats(&self, id: PeerId) -> Result<PeerStats> {
         match (id, self.server, self.session.status()) {
             (SERVER_ID, Some(h), ConnectionStatus::Connected) => {
-                self.state.peer_stats(id, h, self.drops)
+                self.state.peer_stats(id, h, self.state.stats.drops)
             }
             _ => Err(Error::UnknownPeer(id)),
         }

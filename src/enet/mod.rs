@@ -142,8 +142,8 @@ impl HostState {
 
 #[derive(Debug)]
 enum Driver {
-    Server(ServerDriver),
-    Client(ClientDriver),
+    Server(Box<ServerDriver>),
+    Client(Box<ClientDriver>),
 }
 
 /// Godot 3's `NetworkedMultiplayerENet`: a server (id 1) that relays between its clients, or a
@@ -191,13 +191,13 @@ impl ENetMultiplayerPeer {
 
     fn from_server(driver: ServerDriver) -> ENetMultiplayerPeer {
         ENetMultiplayerPeer {
-            driver: Driver::Server(driver),
+            driver: Driver::Server(Box::new(driver)),
         }
     }
 
     fn from_client(driver: ClientDriver) -> ENetMultiplayerPeer {
         ENetMultiplayerPeer {
-            driver: Driver::Client(driver),
+            driver: Driver::Client(Box::new(driver)),
         }
     }
 

@@ -124,7 +124,6 @@ impl ServerDriver {
                 }
             }
             Err(refusal) => {
-                self.state.stats.refused += 1;
                 let address = host.peer_info(peer).map(|i| i.address.to_string());
                 log::info!(
                     "refused connection from {} with id {claimed}: {refusal:?}",
@@ -284,9 +283,10 @@ impl ServerDriver {
         self.state.peer_stats(id, link, drops)
     }
 
-    /// Totals, with the session's drop counts.
+    /// Totals, with the session's refusals and drop counts.
     pub(crate) fn stats(&self) -> super::TotalStats {
         let mut stats = self.state.stats();
+        stats.refused = self.session.refused().total();
         for (reason, n) in self.session.drops().iter() {
             if !matches!(reason, DropReason::Oversize | DropReason::ChannelOutOfRange) {
                 stats.drops.set(reason, n);
