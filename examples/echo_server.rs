@@ -23,7 +23,9 @@
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::api::{ApiEvent, CallContext, MultiplayerApi, RpcMode, RsetHandler};
 use enet_multiplayer::variant::{Dictionary, Variant};
-use enet_multiplayer::{Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerId, Target};
+use enet_multiplayer::{
+    Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerId, Target, TransferMode,
+};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,12 +182,9 @@ fn register(api: &mut Api, path: &str, echoes: &EchoCounts) {
         log::error!("puppet_only ran for {}: the mode check failed", call.sender);
     });
     let set: RsetHandler<ENetMultiplayerPeer> = Box::new(|api, call, value| {
-        let result = if call.mode == enet_multiplayer::TransferMode::Reliable {
-            api.rset_id(call.sender, call.path, "value", value)
-        } else {
-            api.rset_unreliable_id(call.sender, call.path, "value", value)
-        };
-        if let Err(e) = result {
+        let unreliable = call.mode != TransferMode::Reliable;
+        let to = Target::Peer(call.sender);
+        if let Err(e) = api.rsetp(to, unreliable, call.path, "value", value) {
             log::warn!("could not answer value from {}: {e}", call.sender);
         }
     });
@@ -194,12 +193,8 @@ fn register(api: &mut Api, path: &str, echoes: &EchoCounts) {
 
 /// `rpc_id(to, method, args)` on the caller's node, as unreliable as the call came.
 fn answer(api: &mut Api, call: &CallContext<'_>, to: PeerId, method: &str, args: &[Variant]) {
-    let result = if call.mode == enet_multiplayer::TransferMode::Reliable {
-        api.rpc_id(to, call.path, method, args)
-    } else {
-        api.rpc_unreliable_id(to, call.path, method, args)
-    };
-    if let Err(e) = result {
+    let unreliable = call.mode != TransferMode::Reliable;
+    if let Err(e) = api.rpcp(Target::Peer(to), unreliable, call.path, method, args) {
         log::warn!("could not send {method} to {to}: {e}");
     }
 }
