@@ -63,6 +63,25 @@ pub enum Error {
     /// ENet refused or failed.
     #[error(transparent)]
     Enet(#[from] enet_wrapper::Error),
+    /// A socket call failed (listening, connecting, polling).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS certificate, key or configuration was not usable.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl Error {
+    /// An [`Error::Io`] for `context`.
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Io { context, source }
+    }
 }
 
 /// Shorthand for this crate's results.

@@ -4,7 +4,9 @@
 //!
 //! - [`MultiplayerPeer`]: the trait, with Godot's vocabulary ([`Target`], [`TransferMode`],
 //!   [`ConnectionStatus`], [`PeerEvent`]).
-//! - [`ENetMultiplayerPeer`]: server (with relay) and client over ENet.
+//! - [`ENetMultiplayerPeer`]: server (with relay) and client over ENet; its server also takes
+//!   WebSocket clients into the same room ([`ENetBuilder::websocket`]).
+//! - [`WebSocketMultiplayerPeer`]: Godot 3's WebSocket multiplayer peer (browser builds).
 //! - [`protocol`] and [`relay`]: the wire format and the relay rules, as pure functions.
 //! - [`api::MultiplayerApi`]: Godot's high-level multiplayer (RPC, RSET, node-path cache,
 //!   `send_bytes`) over any peer, with [`variant::Variant`] and its binary codec.
@@ -22,9 +24,11 @@ mod offline;
 mod peer;
 pub mod protocol;
 pub mod relay;
+mod server;
 pub mod session;
 pub mod variant;
 mod vocabulary;
+pub mod websocket;
 
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{
@@ -38,6 +42,10 @@ pub use peer::{
     generate_unique_id, ConnectionStatus, DisconnectReason, MultiplayerPeer, Packet, PeerEvent,
     PeerId, PeerQueues, Polled, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID,
     SERVER_ID,
+};
+pub use websocket::{
+    TlsIdentity, WebSocketClientBuilder, WebSocketListen, WebSocketMultiplayerPeer,
+    WebSocketServerBuilder, WebSocketStats,
 };
 
 /// The README's examples, compiled as doc tests.

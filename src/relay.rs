@@ -52,7 +52,8 @@ pub enum DropReason {
     InvalidTarget,
     /// A client-to-client packet while the server does not relay.
     RelayDisabled,
-    /// Data on the config channel 0 from a client.
+    /// Data on the config channel 0 from a client (ENet), or a system message from a
+    /// WebSocket client.
     ConfigChannel,
     /// A malformed or impossible system message at a client.
     BadSystemMessage,
@@ -64,11 +65,16 @@ pub enum DropReason {
     Oversize,
     /// A channel the connection did not negotiate (rejected inside ENet, counted on the way in).
     ChannelOutOfRange,
+    /// A WebSocket text message (Godot's multiplayer framing is binary).
+    TextMessage,
+    /// A packet relayed towards a WebSocket client that would not fit its message limit
+    /// (Godot 3's clients take at most 65,535 bytes); counted once per such destination.
+    TooLargeForWebSocket,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`DropReason::index`].
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::ShortPacket,
         DropReason::SpoofedSource,
         DropReason::UnknownTarget,
@@ -80,6 +86,8 @@ impl DropReason {
         DropReason::RateLimited,
         DropReason::Oversize,
         DropReason::ChannelOutOfRange,
+        DropReason::TextMessage,
+        DropReason::TooLargeForWebSocket,
     ];
 
     /// A short snake_case name for logs and stats.
@@ -96,6 +104,8 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::Oversize => "oversize",
             DropReason::ChannelOutOfRange => "channel_out_of_range",
+            DropReason::TextMessage => "text_message",
+            DropReason::TooLargeForWebSocket => "too_large_for_websocket",
         }
     }
 

@@ -138,6 +138,9 @@ pub enum DisconnectReason {
     Kicked,
     /// The server shut down (`close`).
     ServerClosed,
+    /// The server disconnected this client because it did not take its data fast enough
+    /// (more was queued for it than the server's cap).
+    SlowConsumer,
     /// A data code this crate does not know.
     Other(u32),
 }
@@ -167,6 +170,7 @@ impl DisconnectReason {
             DisconnectReason::Refused(Refusal::ServerFull) => 4,
             DisconnectReason::Kicked => 5,
             DisconnectReason::ServerClosed => 6,
+            DisconnectReason::SlowConsumer => 7,
             DisconnectReason::Other(code) => code,
         }
     }
@@ -181,6 +185,7 @@ impl DisconnectReason {
             4 => DisconnectReason::Refused(Refusal::ServerFull),
             5 => DisconnectReason::Kicked,
             6 => DisconnectReason::ServerClosed,
+            7 => DisconnectReason::SlowConsumer,
             other => DisconnectReason::Other(other),
         }
     }

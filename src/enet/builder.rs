@@ -2,12 +2,14 @@
 //! offered only on that role's builder.
 
 use super::client::ClientDriver;
-use super::server::ServerDriver;
-use super::ENetMultiplayerPeer;
+use super::{ENetMultiplayerPeer, HostState};
 use crate::error::{Error, Result};
 use crate::protocol::{HEADER_LEN, MAX_LOGICAL_CHANNEL, SYSTEM_CHANNELS};
+use crate::server::ServerDriver;
+use crate::session::ServerSession;
 use crate::session::{Limits, ServerConfig};
-use enet_wrapper::{Compression, HostConfig, Timeout};
+use crate::websocket::WebSocketListen;
+use enet_wrapper::{Compression, Host, HostConfig, SlotUsage, Timeout};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Default longest handshake a server waits for when its slots run short (see
@@ -21,6 +23,7 @@ pub struct ServerRole {
     session: ServerConfig,
     channel_limit: Option<usize>,
     handshake_ms: u32,
+    websocket: Option<WebSocketListen>,
 }
 
 /// The client's own options (see [`ENetBuilder<ClientRole>`](ENetBuilder)).
@@ -181,7 +184,30 @@ impl ENetBuilder<ServerRole> {
             session: ServerConfig::default(),
             channel_limit: None,
             handshake_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            websocket: None,
         })
+    }
+
+    /// Also takes Godot 3 WebSocket clients (browser builds) into the same session: one room,
+    /// one id space (a WebSocket client gets an id no client of either transport has; an ENet
+    /// client claiming a WebSocket client's id is refused as id-in-use), each client told of
+    /// every other in its own transport's messages, packets relayed across framings with the
+    /// sender and target kept. ENet packets towards WebSocket clients travel reliably (TCP);
+    /// WebSocket packets towards ENet clients arrive reliable on logical channel 0.
+    /// One wait covers the ENet socket and every TCP socket.
+    ///
+    /// ```
+    /// use enet_multiplayer::{ENetMultiplayerPeer, WebSocketListen};
+    /// let server = ENetMultiplayerPeer::server(0)
+    ///     .bind_address("127.0.0.1".parse().unwrap())
+    ///     .websocket(WebSocketListen::new(0).bind_address("127.0.0.1".parse().unwrap()))
+    ///     .build()?;
+    /// assert!(server.local_port().is_some() && server.websocket_port().is_some());
+    /// # Ok::<(), enet_multiplayer::Error>(())
+    /// ```
+    pub fn websocket(mut self, listen: WebSocketListen) -> Self {
+        self.role.websocket = Some(listen);
+        self
     }
 
     /// Most clients at once, 1..=4095 (default 32).
@@ -227,7 +253,11 @@ impl ENetBuilder<ServerRole> {
             session,
             channel_limit,
             handshake_ms,
+            websocket,
         } = self.role;
+        if let Some(ws) = &websocket {
+            ws.check()?;
+        }
         let max_clients = session.max_clients;
         if !(1..=enet_wrapper::MAX_PEERS).contains(&max_clients) {
             return Err(Error::InvalidConfig(format!(
@@ -251,11 +281,15 @@ impl ENetBuilder<ServerRole> {
         }
         let bind = SocketAddrV4::new(self.common.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
         let (config, limits) = self.common.host_config(Some(bind))?;
-        let config = config
-            .peer_limit(ServerDriver::slots(max_clients))
-            .channel_limit(limit);
+        let config = config.peer_limit(slots(max_clients)).channel_limit(limit);
         let handshake = handshake_timeout(self.common.timeout, handshake_ms);
-        let driver = ServerDriver::new(&config, session, limits, self.common, handshake)?;
+        let mut host = Host::new(&config)?;
+        host.set_handshake_policy(Some(Box::new(move |usage: SlotUsage| {
+            slots_short(usage).then_some(handshake)
+        })));
+        let state = HostState::new(host, limits, self.common);
+        let driver =
+            ServerDriver::new(ServerSession::new(session), Some(state), websocket, limits)?;
         log::info!("server listening on {bind} (max {max_clients} clients)");
         Ok(ENetMultiplayerPeer::from_server(driver))
     }
@@ -298,6 +332,23 @@ impl ENetBuilder<ClientRole> {
     }
 }
 
+/// Extra ENet peer slots beyond `max_clients`, so a server can answer surplus connections with
+/// a refusal instead of silence.
+const SPARE_SLOTS: usize = 64;
+
+/// The ENet peer slots for `max_clients`.
+fn slots(max_clients: usize) -> usize {
+    (max_clients + SPARE_SLOTS).min(enet_wrapper::MAX_PEERS)
+}
+
+/// The handshake-flood policy: once three quarters or more of the slots are taken, half-open
+/// handshakes get the short handshake timeout, so forged connect requests cannot hold the last
+/// slots for ENet's ~30 s; with slots to spare they keep ENet's patient defaults (lossy links
+/// need them). The wrapper gives a completed connection ENet's defaults back.
+fn slots_short(usage: SlotUsage) -> bool {
+    usage.in_use * 4 >= usage.limit * 3
+}
+
 /// The handshake timeout: the peer timeout (ENet's defaults for its zero values), each bound
 /// capped at `cap_ms`.
 fn handshake_timeout(peer: Option<Timeout>, cap_ms: u32) -> Timeout {
@@ -322,4 +373,24 @@ fn resolve(address: &str, port: u16) -> Result<SocketAddrV4> {
         address: address.to_string(),
         reason: "no IPv4 address (ENet 1.3 speaks IPv4 only)".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_shortened_only_when_slots_run_short() {
+        let usage = |in_use| SlotUsage {
+            in_use,
+            half_open: 1,
+            limit: 96,
+        };
+        assert!(!slots_short(usage(0)));
+        assert!(!slots_short(usage(71)));
+        assert!(slots_short(usage(72)));
+        assert!(slots_short(usage(96)));
+        assert_eq!(slots(32), 96);
+        assert_eq!(slots(4095), enet_wrapper::MAX_PEERS);
+    }
 }

@@ -7,7 +7,6 @@
 
 mod builder;
 mod client;
-mod server;
 mod stats;
 
 pub use builder::{ClientRole, ENetBuilder, ServerRole, DEFAULT_HANDSHAKE_TIMEOUT_MS};
@@ -21,16 +20,17 @@ use crate::peer::{
 };
 use crate::protocol::{self, Header, HEADER_LEN, SYSTEM_CHANNELS};
 use crate::relay::{DropCounts, DropReason};
+use crate::server::ServerDriver;
 use crate::session::Limits;
+use crate::websocket::WebSocketStats;
 use builder::Common;
 use client::ClientDriver;
 use enet_wrapper::{Host, PeerHandle};
-use server::ServerDriver;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 /// Most events handled by one poll, so a flood cannot keep a poll from returning.
-const MAX_EVENTS_PER_POLL: usize = 8192;
+pub(crate) const MAX_EVENTS_PER_POLL: usize = 8192;
 
 /// What both drivers keep of their ENet host: the host itself while active, the totals, the
 /// limits and options.
@@ -45,7 +45,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    fn new(host: Host, limits: Limits, common: Common) -> HostState {
+    pub(crate) fn new(host: Host, limits: Limits, common: Common) -> HostState {
         HostState {
             host: Some(host),
             stats: TotalStats::default(),
@@ -57,7 +57,7 @@ impl HostState {
 
     /// The packet Godot sends for `data`: the 8-byte header, the flags of `mode`, and the ENet
     /// channel of `mode` on logical `channel`.
-    fn packet(
+    pub(crate) fn packet(
         &self,
         source: PeerId,
         target: i32,
@@ -75,7 +75,7 @@ impl HostState {
     }
 
     /// Counts `sent` copies of a `len`-byte payload and flushes if every send should.
-    fn sent(&mut self, sent: usize, len: usize) {
+    pub(crate) fn sent(&mut self, sent: usize, len: usize) {
         self.stats.packets_out += sent as u64;
         self.stats.bytes_out += (sent * (len + HEADER_LEN)) as u64;
         if self.common.flush_every_send {
@@ -86,7 +86,7 @@ impl HostState {
     }
 
     /// ENet's channel refusal in the logical channel's terms.
-    fn channel_error(e: enet_wrapper::Error, channel: u8) -> Error {
+    pub(crate) fn channel_error(e: enet_wrapper::Error, channel: u8) -> Error {
         match e {
             enet_wrapper::Error::ChannelOutOfRange { count: n, .. } => Error::ChannelOutOfRange {
                 channel,
@@ -97,7 +97,7 @@ impl HostState {
     }
 
     /// Destroys the host, keeping its counts.
-    fn close_host(&mut self) {
+    pub(crate) fn close_host(&mut self) {
         if let Some(host) = self.host.take() {
             let (oversize, channel) = host.rejected();
             self.closed.0 += oversize;
@@ -106,7 +106,7 @@ impl HostState {
         }
     }
 
-    fn stats(&self) -> TotalStats {
+    pub(crate) fn stats(&self) -> TotalStats {
         let mut s = self.stats;
         let (mut oversize, mut channel, mut handshakes) = self.closed;
         if let Some(host) = self.host.as_ref() {
@@ -121,7 +121,12 @@ impl HostState {
         s
     }
 
-    fn peer_stats(&self, id: PeerId, link: PeerHandle, mut drops: DropCounts) -> Result<PeerStats> {
+    pub(crate) fn peer_stats(
+        &self,
+        id: PeerId,
+        link: PeerHandle,
+        mut drops: DropCounts,
+    ) -> Result<PeerStats> {
         let host = self.host.as_ref().ok_or(Error::UnknownPeer(id))?;
         let info = host.peer_info(link)?;
         drops.set(DropReason::Oversize, info.rejected_oversize);
@@ -203,7 +208,7 @@ impl ENetMultiplayerPeer {
 
     fn state(&self) -> &HostState {
         match &self.driver {
-            Driver::Server(s) => &s.state,
+            Driver::Server(s) => s.enet.as_ref().expect("an ENet server has a host state"),
             Driver::Client(c) => &c.state,
         }
     }
@@ -212,6 +217,32 @@ impl ENetMultiplayerPeer {
     pub fn local_port(&self) -> Option<u16> {
         let host = self.state().host.as_ref()?;
         host.local_address().ok().map(|a| a.port())
+    }
+
+    /// Server: the TCP port of the attached WebSocket transport
+    /// ([`ENetBuilder::websocket`]), while listening.
+    pub fn websocket_port(&self) -> Option<u16> {
+        match &self.driver {
+            Driver::Server(s) => s.websocket_port(),
+            Driver::Client(_) => None,
+        }
+    }
+
+    /// Server: the counts of the attached WebSocket transport. [`stats`](Self::stats) counts
+    /// every transport together.
+    pub fn websocket_stats(&self) -> Option<WebSocketStats> {
+        match &self.driver {
+            Driver::Server(s) => s.websocket_stats(),
+            Driver::Client(_) => None,
+        }
+    }
+
+    /// Server: whether client `id` came by WebSocket (false for ENet clients and unknown ids).
+    pub fn is_websocket_peer(&self, id: PeerId) -> bool {
+        match &self.driver {
+            Driver::Server(s) => s.is_websocket_peer(id),
+            Driver::Client(_) => false,
+        }
     }
 
     /// Totals since creation: traffic, relayed packets, refusals, handshakes and drops by
@@ -308,7 +339,7 @@ impl MultiplayerPeer for ENetMultiplayerPeer {
 
     fn unique_id(&self) -> PeerId {
         match &self.driver {
-            Driver::Server(s) if s.state.host.is_some() => SERVER_ID,
+            Driver::Server(s) if s.is_open() => SERVER_ID,
             Driver::Server(_) => 0,
             Driver::Client(c) => c.session.id(),
         }
@@ -365,13 +396,20 @@ impl MultiplayerPeer for ENetMultiplayerPeer {
     }
 
     fn max_packet_size(&self) -> usize {
-        self.state().limits.max_packet_size
+        match &self.driver {
+            Driver::Server(s) => s.limits.max_packet_size,
+            Driver::Client(c) => c.state.limits.max_packet_size,
+        }
     }
 }
 
 impl Drop for ENetMultiplayerPeer {
     fn drop(&mut self) {
-        if self.state().host.is_some() {
+        let open = match &self.driver {
+            Driver::Server(s) => s.is_open(),
+            Driver::Client(c) => c.state.host.is_some(),
+        };
+        if open {
             self.close();
         }
     }

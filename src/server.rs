@@ -1,0 +1,822 @@
+//! The server driver: one [`ServerSession`] and the transports attached to it (an ENet host, a
+//! WebSocket listener, or both: one room, one id space). The session decides; this moves each
+//! transport's events in and carries the decisions out in each transport's framing. A packet
+//! relayed between ENet clients is the received ENet packet itself (one packet, many peers, no
+//! copy); between WebSocket clients, the received message itself (Godot forwards the whole
+//! frame); across framings, the same sender, target and payload bytes in the other header.
+//!
+//! Waiting: an ENet-only server sleeps in ENet's own socket wait; with WebSocket attached, one
+//! `mio` wait covers the ENet socket, the listener and every TCP connection.
+
+use crate::enet::{HostState, PeerStats, TotalStats, MAX_EVENTS_PER_POLL};
+use crate::error::{Error, Result};
+use crate::peer::{
+    ConnectionStatus, DisconnectReason, Packet, PeerId, Polled, SendSettings, Target, TransferMode,
+    SERVER_ID,
+};
+use crate::protocol::{self, Header, SystemMessage, CHANNEL_CONFIG, CHANNEL_RELIABLE, HEADER_LEN};
+use crate::relay::{DropReason, Forward};
+use crate::session::{Announcement, Inbound, Limits, ServerSession};
+use crate::websocket::frame::{self, Kind, WsHeader, WS_HEADER_LEN};
+use crate::websocket::listener::{ConnId, Listener, WsEvent};
+use crate::websocket::{close_code, Ended, WebSocketListen, WebSocketStats};
+use bytes::Bytes;
+use enet_wrapper::{Event, PacketFlags, PeerHandle};
+use mio::{Events, Interest, Poll, Token};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A client's connection, in the transport it came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Link {
+    Enet(PeerHandle),
+    Ws(ConnId),
+}
+
+impl Link {
+    fn enet(self) -> Option<PeerHandle> {
+        match self {
+            Link::Enet(h) => Some(h),
+            Link::Ws(_) => None,
+        }
+    }
+
+    fn ws(self) -> Option<ConnId> {
+        match self {
+            Link::Ws(c) => Some(c),
+            Link::Enet(_) => None,
+        }
+    }
+}
+
+/// The ENet socket's token; the WebSocket listener's is above it, its connections above that.
+const ENET_TOKEN: Token = Token(0);
+const LISTENER_TOKEN: Token = Token(1);
+/// The longest one wait lasts while an ENet host is attached to a readiness wait: ENet's
+/// timers (retransmissions, pings, timeouts) run only inside its service calls.
+const ENET_TICK: Duration = Duration::from_millis(10);
+
+/// The WebSocket side: the listener, the wait over every socket, and its counts.
+#[derive(Debug)]
+struct WsSide {
+    listener: Listener,
+    poll: Poll,
+    events: Events,
+    happened: Vec<WsEvent>,
+    /// Scratch: the WebSocket destinations of one send.
+    targets: Vec<ConnId>,
+    /// Whether the last ENet pass stopped at the event cap (more may be queued in ENet).
+    enet_backlog: bool,
+}
+
+/// The server. See the module docs.
+#[derive(Debug)]
+pub(crate) struct ServerDriver {
+    pub(crate) session: ServerSession<Link>,
+    pub(crate) settings: SendSettings,
+    /// The ENet transport, if attached (its host is `None` once closed).
+    pub(crate) enet: Option<HostState>,
+    ws: Option<WsSide>,
+    /// What the application may send (the ENet host's limits when there is one).
+    pub(crate) limits: Limits,
+    open: bool,
+    /// WebSocket totals kept once the listener is gone.
+    ws_closed: Option<WebSocketStats>,
+}
+
+impl ServerDriver {
+    /// A server over `enet` (a listening host), `ws` (listen options), or both.
+    pub(crate) fn new(
+        session: ServerSession<Link>,
+        enet: Option<HostState>,
+        ws: Option<WebSocketListen>,
+        limits: Limits,
+    ) -> Result<ServerDriver> {
+        let ws = match ws {
+            None => None,
+            Some(options) => {
+                let poll = Poll::new().map_err(Error::io("readiness poll"))?;
+                if let Some(host) = enet.as_ref().and_then(|e| e.host.as_ref()) {
+                    use std::os::fd::AsRawFd;
+                    let fd = host.as_raw_fd();
+                    poll.registry()
+                        .register(
+                            &mut mio::unix::SourceFd(&fd),
+                            ENET_TOKEN,
+                            Interest::READABLE,
+                        )
+                        .map_err(Error::io("readiness poll"))?;
+                }
+                let listener = Listener::bind(options, poll.registry(), LISTENER_TOKEN)?;
+                Some(WsSide {
+                    listener,
+                    poll,
+                    events: Events::with_capacity(1024),
+                    happened: Vec::new(),
+                    targets: Vec::new(),
+                    enet_backlog: false,
+                })
+            }
+        };
+        Ok(ServerDriver {
+            session,
+            settings: SendSettings::default(),
+            enet,
+            ws,
+            limits,
+            open: true,
+            ws_closed: None,
+        })
+    }
+
+    pub(crate) fn status(&self) -> ConnectionStatus {
+        if self.open {
+            ConnectionStatus::Connected
+        } else {
+            ConnectionStatus::Disconnected
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// The WebSocket listener's port.
+    pub(crate) fn websocket_port(&self) -> Option<u16> {
+        self.ws.as_ref()?.listener.local_port()
+    }
+
+    // ---- polling ---------------------------------------------------------------------------
+
+    pub(crate) fn poll(&mut self, timeout: Duration) -> Result<Polled> {
+        let mut polled = Polled::default();
+        if !self.open {
+            return Ok(polled);
+        }
+        if self.ws.is_none() {
+            // ENet alone: ENet's own wait.
+            self.enet_pass(timeout, &mut polled)?;
+            return Ok(polled);
+        }
+        // Whatever the application queued leaves before the wait.
+        self.flush_all();
+        let now = Instant::now();
+        let ws = self.ws.as_mut().expect("checked above");
+        let busy = ws.enet_backlog || ws.listener.has_backlog();
+        let mut wait = if busy { Duration::ZERO } else { timeout };
+        if self.enet.is_some() {
+            wait = wait.min(ENET_TICK);
+        }
+        if let Some(deadline) = ws.listener.next_deadline() {
+            wait = wait.min(deadline.saturating_duration_since(now));
+        }
+        match ws.poll.poll(&mut ws.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("readiness poll")(e)),
+        }
+        // ENet first (every poll: its timers run in service), then the TCP side.
+        if self.enet.is_some() {
+            self.enet_pass(Duration::ZERO, &mut polled)?;
+        }
+        let now = Instant::now();
+        let ws = self.ws.as_mut().expect("checked above");
+        let mut happened = std::mem::take(&mut ws.happened);
+        let registry = ws.poll.registry();
+        for event in ws.events.iter() {
+            if event.token() != ENET_TOKEN && ws.listener.owns(event.token()) {
+                ws.listener
+                    .ready(event.token(), registry, now, &mut happened);
+            }
+        }
+        ws.listener.run_backlog(registry, now, &mut happened);
+        ws.listener.expire(now, &mut happened);
+        for event in happened.drain(..) {
+            self.on_ws_event(event, now, &mut polled);
+        }
+        if let Some(ws) = self.ws.as_mut() {
+            ws.happened = happened;
+        }
+        self.send_announcements();
+        self.flush_all();
+        Ok(polled)
+    }
+
+    /// Handles ENet's events (waiting up to `wait` for the first).
+    fn enet_pass(&mut self, wait: Duration, polled: &mut Polled) -> Result<()> {
+        let mut wait = wait;
+        let mut drained = false;
+        for _ in 0..MAX_EVENTS_PER_POLL {
+            let Some(host) = self.enet.as_mut().and_then(|e| e.host.as_mut()) else {
+                return Ok(());
+            };
+            let Some(event) = host.service(wait)? else {
+                // A service call that returns no event has sent everything queued.
+                drained = true;
+                break;
+            };
+            wait = Duration::ZERO;
+            let now = Instant::now();
+            match event {
+                Event::Connect { peer, data } => {
+                    polled.events += 1;
+                    self.on_connect(peer, data, now);
+                }
+                Event::Disconnect { peer, .. } => {
+                    polled.events += 1;
+                    self.session.link_closed(&Link::Enet(peer));
+                }
+                Event::Receive {
+                    peer,
+                    channel,
+                    packet,
+                } => {
+                    polled.packets += 1;
+                    // Announcements first: a client hears of a peer before its packets.
+                    self.send_announcements();
+                    self.on_receive(peer, channel, packet, now);
+                }
+            }
+        }
+        if let Some(ws) = self.ws.as_mut() {
+            ws.enet_backlog = !drained;
+        }
+        // The announcements of this pass's connects and departures, together, then one flush
+        // (also when the event cap stopped the loop with packets still queued).
+        if self.send_announcements() || !drained {
+            if let Some(host) = self.enet.as_mut().and_then(|e| e.host.as_mut()) {
+                host.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_all(&mut self) {
+        if let Some(host) = self.enet.as_mut().and_then(|e| e.host.as_mut()) {
+            host.flush();
+        }
+        if let Some(ws) = self.ws.as_mut() {
+            let mut broke = Vec::new();
+            ws.listener.flush(&mut broke);
+            for event in broke {
+                if let WsEvent::Closed(id, _) = event {
+                    self.session.link_closed(&Link::Ws(id));
+                }
+            }
+        }
+    }
+
+    // ---- ENet ------------------------------------------------------------------------------
+
+    fn on_connect(&mut self, peer: PeerHandle, claimed: u32, now: Instant) {
+        let Some(state) = self.enet.as_mut() else {
+            return;
+        };
+        let Some(host) = state.host.as_mut() else {
+            return;
+        };
+        match self.session.connect(Link::Enet(peer), Some(claimed), now) {
+            Ok(_) => {
+                if let (Some(t), Ok(mut p)) = (state.common.timeout, host.peer_mut(peer)) {
+                    p.set_peer_timeout(t);
+                }
+            }
+            Err(refusal) => {
+                let address = host.peer_info(peer).map(|i| i.address.to_string());
+                log::info!(
+                    "refused connection from {} with id {claimed}: {refusal:?}",
+                    address.unwrap_or_default()
+                );
+                if let Ok(p) = host.peer_mut(peer) {
+                    p.disconnect_now(DisconnectReason::Refused(refusal).code());
+                }
+            }
+        }
+    }
+
+    fn on_receive(
+        &mut self,
+        peer: PeerHandle,
+        channel: u8,
+        packet: enet_wrapper::Packet,
+        now: Instant,
+    ) {
+        if let Some(state) = self.enet.as_mut() {
+            state.stats.packets_in += 1;
+            state.stats.bytes_in += packet.len() as u64;
+        }
+        let header = Header::decode(packet.data());
+        let inbound = if channel == CHANNEL_CONFIG {
+            Inbound::Config
+        } else {
+            match header {
+                Ok(h) => Inbound::Data {
+                    source: h.source,
+                    target: h.target,
+                },
+                Err(_) => Inbound::Short,
+            }
+        };
+        let Ok(accepted) = self.session.receive(&Link::Enet(peer), inbound, now) else {
+            return;
+        };
+        if accepted.route.local {
+            self.session.queues_mut().push_packet(Packet {
+                from: accepted.from,
+                channel: protocol::logical_channel(channel).unwrap_or(0),
+                mode: protocol::mode_from_flags(packet.flags()),
+                data: Bytes::copy_from_slice(&packet.data()[HEADER_LEN..]),
+            });
+        }
+        let forward = accepted.route.forward;
+        if forward == Forward::Nobody {
+            return;
+        }
+        let target = header.map_or(0, |h| h.target);
+        // WebSocket destinations first: they need the bytes the ENet send gives away.
+        if self
+            .ws
+            .as_ref()
+            .is_some_and(|w| w.listener.open_count() > 0)
+        {
+            let message = Bytes::from(frame::data_message(
+                accepted.from,
+                target,
+                &packet.data()[HEADER_LEN..],
+            ));
+            self.relay_to_ws(accepted.from, forward, message);
+        }
+        let Some(state) = self.enet.as_mut() else {
+            return;
+        };
+        let Some(host) = state.host.as_mut() else {
+            return;
+        };
+        let len = packet.len() as u64;
+        let links = self.session.forward_links(forward).filter_map(Link::enet);
+        let sent = host.send_many(links, channel, packet) as u64;
+        let stats = &mut state.stats;
+        stats.relayed += sent;
+        stats.packets_out += sent;
+        stats.bytes_out += sent * len;
+    }
+
+    // ---- WebSocket ---------------------------------------------------------------------------
+
+    fn on_ws_event(&mut self, event: WsEvent, now: Instant, polled: &mut Polled) {
+        match event {
+            WsEvent::Opened(id) => {
+                polled.events += 1;
+                match self.session.connect(Link::Ws(id), None, now) {
+                    Ok(peer) => {
+                        // Godot's order: the id first (a client's id is 0 until then), then
+                        // SYS_ADD(1), which completes the client's connection.
+                        let listener = &mut self.ws.as_mut().expect("a ws event").listener;
+                        let _ = listener.send(id, sys(Kind::SysId, peer));
+                        let _ = listener.send(id, sys(Kind::SysAdd, SERVER_ID));
+                    }
+                    Err(refusal) => {
+                        let listener = &mut self.ws.as_mut().expect("a ws event").listener;
+                        let address = listener.info(id).map(|i| i.address.to_string());
+                        log::info!(
+                            "refused websocket connection from {}: {refusal:?}",
+                            address.unwrap_or_default()
+                        );
+                        let code = close_code(DisconnectReason::Refused(refusal));
+                        listener.close(id, code, "refused", now);
+                    }
+                }
+            }
+            WsEvent::Closed(id, how) => {
+                polled.events += 1;
+                if let Ended::TooLarge = how {
+                    self.session.count_drop(
+                        &Link::Ws(id),
+                        DropReason::Oversize,
+                        "frame over the limit",
+                    );
+                }
+                self.session.link_closed(&Link::Ws(id));
+            }
+            WsEvent::Text(id) => {
+                polled.packets += 1;
+                self.session
+                    .count_drop(&Link::Ws(id), DropReason::TextMessage, "a text message");
+                if let Some(ws) = self.ws.as_mut() {
+                    ws.listener.stats.drops.add(DropReason::TextMessage);
+                }
+            }
+            WsEvent::Message(id, message) => {
+                polled.packets += 1;
+                self.send_announcements();
+                self.on_ws_message(id, message, now);
+            }
+        }
+    }
+
+    fn on_ws_message(&mut self, id: ConnId, message: Bytes, now: Instant) {
+        let link = Link::Ws(id);
+        let header = WsHeader::decode(&message);
+        let inbound = match header {
+            Ok(h) if h.kind == Kind::Data => Inbound::Data {
+                source: h.from,
+                target: h.to,
+            },
+            Ok(_) => Inbound::Config,
+            Err(frame::WsDecodeError::TooShort(_)) => Inbound::Short,
+            Err(frame::WsDecodeError::UnknownKind(_)) => Inbound::Config,
+        };
+        let received = self.session.receive(&link, inbound, now);
+        let accepted = match received {
+            Ok(a) => a,
+            Err(reason) => {
+                if let Some(ws) = self.ws.as_mut() {
+                    ws.listener.stats.drops.add(reason);
+                }
+                return;
+            }
+        };
+        let target = header.map_or(0, |h| h.to);
+        if accepted.route.local {
+            self.session.queues_mut().push_packet(Packet {
+                from: accepted.from,
+                channel: 0,
+                mode: TransferMode::Reliable,
+                data: message.slice(WS_HEADER_LEN..),
+            });
+        }
+        let forward = accepted.route.forward;
+        if forward == Forward::Nobody {
+            return;
+        }
+        // ENet destinations: reliable on logical channel 0 (ENet channel 1, never 0).
+        if let Some(state) = self.enet.as_mut() {
+            let mut links = self
+                .session
+                .forward_links(forward)
+                .filter_map(Link::enet)
+                .peekable();
+            if let (Some(host), Some(_)) = (state.host.as_mut(), links.peek()) {
+                let head = Header {
+                    source: accepted.from,
+                    target,
+                }
+                .encode();
+                let payload = &message[WS_HEADER_LEN..];
+                match enet_wrapper::Packet::from_parts(&[&head, payload], PacketFlags::RELIABLE) {
+                    Ok(packet) => {
+                        let sent = host.send_many(links, CHANNEL_RELIABLE, packet) as u64;
+                        let len = (HEADER_LEN + payload.len()) as u64;
+                        state.stats.relayed += sent;
+                        state.stats.packets_out += sent;
+                        state.stats.bytes_out += sent * len;
+                    }
+                    Err(e) => log::warn!("could not relay to ENet clients: {e}"),
+                }
+            }
+        }
+        self.relay_to_ws(accepted.from, forward, message);
+    }
+
+    /// Sends a relayed message from `from` to the WebSocket clients among `forward`'s
+    /// destinations; what would not fit a client's message limit is dropped and counted.
+    fn relay_to_ws(&mut self, from: PeerId, forward: Forward, message: Bytes) {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        let mut targets = std::mem::take(&mut ws.targets);
+        targets.clear();
+        targets.extend(self.session.forward_links(forward).filter_map(Link::ws));
+        if targets.is_empty() {
+            ws.targets = targets;
+            return;
+        }
+        if message.len() > ws.listener.options().max_outgoing_message {
+            let detail = format!("{} bytes towards websocket", message.len());
+            for _ in &targets {
+                ws.listener
+                    .stats
+                    .drops
+                    .add(DropReason::TooLargeForWebSocket);
+            }
+            if let Some(link) = self.session.link_of(from) {
+                for _ in &targets {
+                    self.session
+                        .count_drop(&link, DropReason::TooLargeForWebSocket, &detail);
+                }
+            }
+            if let Some(ws) = self.ws.as_mut() {
+                ws.targets = targets;
+            }
+            return;
+        }
+        let mut slow = Vec::new();
+        for &id in &targets {
+            match ws.listener.send(id, message.clone()) {
+                Ok(()) => ws.listener.stats.relayed += 1,
+                Err(true) => slow.push(id),
+                Err(false) => {}
+            }
+        }
+        ws.targets = targets;
+        self.slow_consumers(slow);
+    }
+
+    /// Disconnects WebSocket clients whose queue went over the cap (counted).
+    fn slow_consumers(&mut self, slow: Vec<ConnId>) {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        for id in slow {
+            ws.listener.stats.slow_consumers += 1;
+            let peer = self.session.peer_of(&Link::Ws(id));
+            log::warn!(
+                "websocket peer {} disconnected: slow consumer (over {} bytes queued)",
+                peer.unwrap_or(0),
+                ws.listener.options().max_queued_bytes
+            );
+            ws.listener.drop_conn(id);
+            self.session.link_closed(&Link::Ws(id));
+        }
+    }
+
+    /// Sends what the session announced, in each transport's messages; true if anything went.
+    fn send_announcements(&mut self) -> bool {
+        if !self.session.has_announcements() {
+            return false;
+        }
+        let mut enet = self.enet.as_mut().and_then(|e| {
+            let stats = &mut e.stats;
+            e.host.as_mut().map(|h| (h, stats))
+        });
+        let mut ws = self.ws.as_mut().map(|w| &mut w.listener);
+        let mut slow = Vec::new();
+        let mut enet_links = Vec::new();
+        self.session.drain_announcements(|what, to| {
+            if let Some((host, stats)) = enet.as_mut() {
+                enet_links.clear();
+                enet_links.extend(to.iter().filter_map(|l| l.enet()));
+                if !enet_links.is_empty() {
+                    let msg = match what {
+                        Announcement::Add(id) => SystemMessage::AddPeer(id),
+                        Announcement::Remove(id) => SystemMessage::RemovePeer(id),
+                    };
+                    match enet_wrapper::Packet::new(&msg.encode(), PacketFlags::RELIABLE) {
+                        Ok(p) => {
+                            let n = host.send_many(enet_links.iter().copied(), CHANNEL_CONFIG, p)
+                                as u64;
+                            stats.packets_out += n;
+                            stats.bytes_out += n * protocol::SYSTEM_MESSAGE_LEN as u64;
+                        }
+                        Err(e) => log::error!("could not send {msg:?}: {e}"),
+                    }
+                }
+            }
+            if let Some(listener) = ws.as_mut() {
+                let mut message = None;
+                for id in to.iter().filter_map(|l| l.ws()) {
+                    let m = message.get_or_insert_with(|| match what {
+                        Announcement::Add(id) => sys(Kind::SysAdd, id),
+                        Announcement::Remove(id) => sys(Kind::SysDel, id),
+                    });
+                    if let Err(true) = listener.send(id, m.clone()) {
+                        slow.push(id);
+                    }
+                }
+            }
+        });
+        self.slow_consumers(slow);
+        true
+    }
+
+    // ---- the application's calls ---------------------------------------------------------
+
+    pub(crate) fn send(
+        &mut self,
+        target: Target,
+        mode: TransferMode,
+        channel: u8,
+        data: &[u8],
+    ) -> Result<()> {
+        if !self.open {
+            return Err(Error::NotConnected(ConnectionStatus::Disconnected));
+        }
+        let (target, int) = self.limits.check_send(
+            SERVER_ID,
+            |id| self.session.contains(id),
+            target,
+            channel,
+            data.len(),
+        )?;
+        let one = match target {
+            Target::Peer(id) => Some(self.session.link_of(id).ok_or(Error::UnknownPeer(id))?),
+            _ => None,
+        };
+        // WebSocket destinations.
+        if let Some(ws) = self.ws.as_mut() {
+            let mut targets = std::mem::take(&mut ws.targets);
+            targets.clear();
+            match one {
+                Some(link) => targets.extend(link.ws()),
+                None => targets.extend(self.session.send_links(target)?.1.filter_map(Link::ws)),
+            }
+            let size = WS_HEADER_LEN + data.len();
+            let limit = ws.listener.options().max_outgoing_message;
+            if !targets.is_empty() && size > limit {
+                ws.targets = targets;
+                if one.is_some() {
+                    return Err(Error::PacketTooLarge {
+                        size: data.len(),
+                        max: limit - WS_HEADER_LEN,
+                    });
+                }
+                let n = ws.targets.len() as u64;
+                for _ in 0..n {
+                    ws.listener
+                        .stats
+                        .drops
+                        .add(DropReason::TooLargeForWebSocket);
+                }
+                log::warn!("{size}-byte message not sent to {n} websocket clients (limit {limit})");
+            } else if !targets.is_empty() {
+                let message = Bytes::from(frame::data_message(SERVER_ID, int, data));
+                let mut slow = Vec::new();
+                for &id in &targets {
+                    if let Err(true) = ws.listener.send(id, message.clone()) {
+                        slow.push(id);
+                    }
+                }
+                ws.targets = targets;
+                self.slow_consumers(slow);
+            } else {
+                ws.targets = targets;
+            }
+        }
+        // ENet destinations.
+        let Some(state) = self.enet.as_mut() else {
+            return Ok(());
+        };
+        if one.is_some_and(|l| l.enet().is_none()) {
+            return Ok(());
+        }
+        let (packet, enet_channel) = state.packet(SERVER_ID, int, mode, channel, data)?;
+        let Some(host) = state.host.as_mut() else {
+            return Err(Error::NotConnected(ConnectionStatus::Disconnected));
+        };
+        let sent = match one.and_then(Link::enet) {
+            // One peer: ENet's own refusal (a channel that connection lacks) is the caller's.
+            Some(link) => {
+                host.peer_mut(link)?
+                    .send(enet_channel, packet)
+                    .map_err(|e| HostState::channel_error(e, channel))?;
+                1
+            }
+            None => {
+                let (_, links) = self.session.send_links(target)?;
+                host.send_many(links.filter_map(Link::enet), enet_channel, packet)
+            }
+        };
+        state.sent(sent, data.len());
+        Ok(())
+    }
+
+    pub(crate) fn kick(&mut self, id: PeerId, force: bool) -> Result<()> {
+        let link = self.session.kick(id, force)?;
+        match link {
+            Link::Enet(handle) => {
+                let host = self
+                    .enet
+                    .as_mut()
+                    .and_then(|e| e.host.as_mut())
+                    .ok_or(Error::UnknownPeer(id))?;
+                let code = DisconnectReason::Kicked.code();
+                if force {
+                    if let Ok(p) = host.peer_mut(handle) {
+                        p.disconnect_now(code);
+                    }
+                } else {
+                    host.peer_mut(handle)?.disconnect_later(code);
+                }
+            }
+            Link::Ws(conn) => {
+                let listener = &mut self.ws.as_mut().ok_or(Error::UnknownPeer(id))?.listener;
+                if force {
+                    listener.drop_conn(conn);
+                } else {
+                    let code = close_code(DisconnectReason::Kicked);
+                    listener.close(conn, code, "kicked", Instant::now());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close(&mut self) {
+        if !self.open {
+            return;
+        }
+        let links = self.session.close();
+        if let Some(state) = self.enet.as_mut() {
+            if let Some(host) = state.host.as_mut() {
+                let code = DisconnectReason::ServerClosed.code();
+                for link in links.iter().filter_map(|l| l.enet()) {
+                    if let Ok(p) = host.peer_mut(link) {
+                        p.disconnect_now(code);
+                    }
+                }
+                host.flush();
+            }
+            state.close_host();
+        }
+        if let Some(mut ws) = self.ws.take() {
+            ws.listener
+                .shutdown(close_code(DisconnectReason::ServerClosed), "server closed");
+            self.ws_closed = Some(ws.listener.stats);
+        }
+        self.open = false;
+        log::info!("closed");
+    }
+
+    pub(crate) fn peer_stats(&self, id: PeerId) -> Result<PeerStats> {
+        let link = self.session.link_of(id).ok_or(Error::UnknownPeer(id))?;
+        let drops = self.session.drops_of(id).copied().unwrap_or_default();
+        match link {
+            Link::Enet(handle) => {
+                let state = self.enet.as_ref().ok_or(Error::UnknownPeer(id))?;
+                state.peer_stats(id, handle, drops)
+            }
+            Link::Ws(conn) => {
+                let ws = self.ws.as_ref().ok_or(Error::UnknownPeer(id))?;
+                let info = ws.listener.info(conn).ok_or(Error::UnknownPeer(id))?;
+                let address = match info.address {
+                    SocketAddr::V4(a) => a,
+                    SocketAddr::V6(a) => std::net::SocketAddrV4::new(
+                        a.ip()
+                            .to_ipv4_mapped()
+                            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                        a.port(),
+                    ),
+                };
+                Ok(PeerStats {
+                    address,
+                    round_trip_time: 0,
+                    round_trip_time_variance: 0,
+                    packet_loss: 0.0,
+                    packets_sent: info.packets_out,
+                    bytes_sent: info.bytes_out,
+                    packets_received: info.packets_in,
+                    bytes_received: info.bytes_in,
+                    drops,
+                })
+            }
+        }
+    }
+
+    /// Whether `id` came by WebSocket.
+    pub(crate) fn is_websocket_peer(&self, id: PeerId) -> bool {
+        matches!(self.session.link_of(id), Some(Link::Ws(_)))
+    }
+
+    /// The WebSocket side's totals.
+    pub(crate) fn websocket_stats(&self) -> Option<WebSocketStats> {
+        match &self.ws {
+            Some(ws) => Some(ws.listener.stats),
+            None => self.ws_closed,
+        }
+    }
+
+    /// Totals over every transport, with the session's refusals and drop counts.
+    pub(crate) fn stats(&self) -> TotalStats {
+        let mut stats = self.enet.as_ref().map(HostState::stats).unwrap_or_default();
+        if let Some(w) = self.websocket_stats() {
+            stats.packets_in += w.packets_in;
+            stats.bytes_in += w.bytes_in;
+            stats.packets_out += w.packets_out;
+            stats.bytes_out += w.bytes_out;
+            stats.relayed += w.relayed;
+            stats.handshakes += w.handshakes;
+            let oversize = stats.drops.get(DropReason::Oversize);
+            stats
+                .drops
+                .set(DropReason::Oversize, oversize + w.closed_too_large);
+            let large = w.drops.get(DropReason::TooLargeForWebSocket);
+            stats.drops.set(DropReason::TooLargeForWebSocket, large);
+        }
+        stats.refused = self.session.refused().total();
+        for (reason, n) in self.session.drops().iter() {
+            if !matches!(
+                reason,
+                DropReason::Oversize
+                    | DropReason::ChannelOutOfRange
+                    | DropReason::TooLargeForWebSocket
+            ) {
+                stats.drops.set(reason, n);
+            }
+        }
+        stats
+    }
+}
+
+fn sys(kind: Kind, id: PeerId) -> Bytes {
+    Bytes::copy_from_slice(&frame::system_message(kind, id))
+}
