@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --example echo_server
-//! target/release/examples/echo_server --port 7777 [--compression none|range-coder]
+//! target/release/examples/echo_server --port 7777 [--compression none|range-coder] [--ws-port 7778]
 //! ```
 //! Nodes `Echo` and `Echo/Deep/Er` (a Godot client's `/root/Echo` and `/root/Echo/Deep/Er`)
 //! each have:
@@ -17,7 +17,8 @@
 //!   counted in "rejected", as are unknown methods and paths).
 //!
 //! Bytes a client sends with `send_bytes` go back to it alone. A client that connects gets
-//! `rpc_id(id, "welcome", id)` on `Echo`. Prints `READY port=P` on stdout once listening;
+//! `rpc_id(id, "welcome", id)` on `Echo`. Prints `READY port=P` on stdout once listening
+//! (`READY port=P ws_port=Q` with `--ws-port`: Godot WebSocket clients join the same session);
 //! SIGINT or SIGTERM closes every connection and exits 0.
 
 use clap::{Parser, ValueEnum};
@@ -25,6 +26,7 @@ use enet_multiplayer::api::{ApiEvent, CallContext, MultiplayerApi, RpcMode, Rset
 use enet_multiplayer::variant::{Dictionary, Variant};
 use enet_multiplayer::{
     Compression, ENetMultiplayerPeer, MultiplayerPeer, PeerId, Target, TransferMode,
+    WebSocketListen,
 };
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -53,6 +55,10 @@ struct Args {
     /// Most clients at once.
     #[arg(long, env = "ECHO_MAX_CLIENTS", default_value_t = 64)]
     max_clients: usize,
+    /// TCP port for Godot WebSocket clients (browser builds) in the same session; 0 picks a
+    /// free one. Off unless given.
+    #[arg(long, env = "ECHO_WS_PORT")]
+    ws_port: Option<u16>,
 }
 
 type Api = MultiplayerApi<ENetMultiplayerPeer>;
@@ -80,22 +86,30 @@ fn run(args: &Args) -> Result<(), String> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
-    let peer = ENetMultiplayerPeer::server(args.port)
+    let mut builder = ENetMultiplayerPeer::server(args.port)
         .max_clients(args.max_clients)
         .compression(match args.compression {
             CompressionArg::None => Compression::None,
             CompressionArg::RangeCoder => Compression::RangeCoder,
-        })
+        });
+    if let Some(ws) = args.ws_port {
+        builder = builder.websocket(WebSocketListen::new(ws));
+    }
+    let peer = builder
         .build()
-        .map_err(|e| format!("cannot listen on UDP port {}: {e}", args.port))?;
+        .map_err(|e| format!("cannot listen on port {}: {e}", args.port))?;
     let port = peer.local_port().unwrap_or(args.port);
+    let ws_port = peer.websocket_port();
     let mut api = MultiplayerApi::new(peer);
     let echoes = EchoCounts::default();
     for path in NODES {
         register(&mut api, path, &echoes);
     }
     log::info!("echo server on UDP port {port} ({:?})", args.compression);
-    println!("READY port={port}");
+    match ws_port {
+        Some(ws) => println!("READY port={port} ws_port={ws}"),
+        None => println!("READY port={port}"),
+    }
 
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = api.poll_timeout(Duration::from_millis(20)) {

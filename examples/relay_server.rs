@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example relay_server -- --port 7777 [--max-clients N] [--bind ADDR]
-//!     [--no-relay] [--compression none|range-coder] [--stats-interval SECS] [--stats-json] ...
+//!     [--no-relay] [--compression none|range-coder] [--stats-interval SECS] [--stats-json]
+//!     [--ws-port Q [--tls-cert CERT.pem --tls-key KEY.pem]] ...
 //! ```
 //! Every flag can also come from an environment variable (see `--help`). Logs go to stderr
 //! through env_logger (`RUST_LOG`, default `info`); stats lines go to stdout. It runs until
@@ -12,8 +13,8 @@
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, Target, TotalStats,
-    TransferMode,
+    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, Target, TlsIdentity,
+    TotalStats, TransferMode, WebSocketListen,
 };
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -84,6 +85,16 @@ struct Args {
     /// in the socket again (saves a wake-up per packet under load; 0 always blocks).
     #[arg(long, env = "RELAY_BUSY_POLL_US", default_value_t = 1000)]
     busy_poll_us: u64,
+    /// TCP port for Godot WebSocket clients (browser builds), in the same room as the ENet
+    /// clients; off unless given (0 picks a free port).
+    #[arg(long, env = "RELAY_WS_PORT")]
+    ws_port: Option<u16>,
+    /// PEM certificate chain: serve wss on the WebSocket port (needs --tls-key).
+    #[arg(long, env = "RELAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -121,7 +132,19 @@ fn run(args: &Args) -> Result<(), String> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
-    let mut server = ENetMultiplayerPeer::server(args.port)
+    let websocket = match args.ws_port {
+        None if args.tls_cert.is_some() => return Err("--tls-cert needs --ws-port".into()),
+        None => None,
+        Some(port) => {
+            let mut listen = WebSocketListen::new(port).bind_address(args.bind);
+            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+                listen =
+                    listen.tls(TlsIdentity::from_pem_files(cert, key).map_err(|e| e.to_string())?);
+            }
+            Some(listen)
+        }
+    };
+    let mut builder = ENetMultiplayerPeer::server(args.port)
         .bind_address(args.bind)
         .max_clients(usize::from(args.max_clients))
         .server_relay(!args.no_relay)
@@ -132,22 +155,35 @@ fn run(args: &Args) -> Result<(), String> {
         .channel_limit(usize::from(args.channels))
         .peer_timeout(args.timeout_limit, args.timeout_min_ms, args.timeout_max_ms)
         .rate_limit((args.rate_limit > 0).then_some(args.rate_limit))
-        .handshake_timeout_ms(args.handshake_timeout_ms)
-        .build()
-        .map_err(|e| match e {
-            Error::Enet(enet_wrapper_error) if is_addr_in_use(&enet_wrapper_error) => format!(
-                "cannot listen on {}:{}: the port is already in use",
-                args.bind, args.port
-            ),
-            other => format!(
-                "cannot start the server on {}:{}: {other}",
-                args.bind, args.port
-            ),
-        })?;
+        .handshake_timeout_ms(args.handshake_timeout_ms);
+    if let Some(listen) = websocket {
+        builder = builder.websocket(listen);
+    }
+    let mut server = builder.build().map_err(|e| match e {
+        Error::Enet(enet_wrapper_error) if is_addr_in_use(&enet_wrapper_error) => format!(
+            "cannot listen on {}:{}: the port is already in use",
+            args.bind, args.port
+        ),
+        other => format!(
+            "cannot start the server on {}:{}: {other}",
+            args.bind, args.port
+        ),
+    })?;
     log::info!(
-        "relay server on {}:{} (max clients {}, relay {}, compression {:?})",
+        "relay server on {}:{}{} (max clients {}, relay {}, compression {:?})",
         args.bind,
         server.local_port().unwrap_or(args.port),
+        server
+            .websocket_port()
+            .map(|p| format!(
+                ", websocket port {p}{}",
+                if args.tls_cert.is_some() {
+                    " (wss)"
+                } else {
+                    ""
+                }
+            ))
+            .unwrap_or_default(),
         args.max_clients,
         if args.no_relay { "off" } else { "on" },
         args.compression
@@ -237,7 +273,12 @@ fn stats_line(
 ) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs;
-    let peers = server.peer_ids().len();
+    let ids = server.peer_ids();
+    let peers = ids.len();
+    let ws_peers = ids
+        .iter()
+        .filter(|&&id| server.is_websocket_peer(id))
+        .count();
     let fields = [
         ("packets_in_per_s", rate(now.packets_in, before.packets_in)),
         ("bytes_in_per_s", rate(now.bytes_in, before.bytes_in)),
@@ -264,7 +305,21 @@ fn stats_line(
             .map(|(r, n)| format!("\"{}\":{n}", r.name()))
             .collect();
         s.push_str(&parts.join(","));
-        s.push_str("}}");
+        s.push('}');
+        if let Some(w) = server.websocket_stats() {
+            let parts: Vec<String> = w
+                .drops
+                .iter()
+                .map(|(r, n)| format!("\"{}\":{n}", r.name()))
+                .collect();
+            s.push_str(&format!(
+                ",\"websocket\":{{\"peers\":{ws_peers},\"packets_in_total\":{},\"bytes_in_total\":{},\"packets_out_total\":{},\"relayed_total\":{},\"handshakes_total\":{},\"handshakes_failed\":{},\"handshake_timeouts\":{},\"handshakes_evicted\":{},\"closed_too_large\":{},\"closed_protocol\":{},\"slow_consumers\":{},\"drops\":{{{}}}}}",
+                w.packets_in, w.bytes_in, w.packets_out, w.relayed, w.handshakes, w.handshakes_failed,
+                w.handshake_timeouts, w.handshakes_evicted, w.closed_too_large, w.closed_protocol,
+                w.slow_consumers, parts.join(",")
+            ));
+        }
+        s.push('}');
         s
     } else {
         let mut s = format!("stats: peers={peers}");
@@ -285,6 +340,13 @@ fn stats_line(
             now.drops.total(),
             parts.join(" ")
         ));
+        if let Some(w) = server.websocket_stats() {
+            s.push_str(&format!(
+                " websocket: peers={ws_peers} packets_in_total={} relayed_total={} handshakes_total={} failed={} timeouts={} slow_consumers={} drops_total={}",
+                w.packets_in, w.relayed, w.handshakes, w.handshakes_failed, w.handshake_timeouts,
+                w.slow_consumers, w.drops.total()
+            ));
+        }
         s
     }
 }

@@ -3,7 +3,7 @@
 
 use enet_multiplayer::{
     Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer,
-    PeerEvent, Target, TransferMode,
+    PeerEvent, Target, TransferMode, WebSocketMultiplayerPeer,
 };
 use std::io::Write;
 use std::net::UdpSocket;
@@ -483,5 +483,159 @@ fn two_chat_clients_talk_through_the_relay() {
     assert_eq!(
         ann.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
         Some(0)
+    );
+}
+
+/// Polls every peer once and records its events and packets.
+fn pump_peers(
+    peers: &mut [(
+        Box<dyn MultiplayerPeer>,
+        Vec<PeerEvent>,
+        Vec<(u32, Vec<u8>)>,
+    )],
+) {
+    for (p, events, got) in peers.iter_mut() {
+        p.poll().unwrap();
+        while let Some(e) = p.pop_event() {
+            events.push(e);
+        }
+        while let Some(pk) = p.get_packet() {
+            got.push((pk.from, pk.data.to_vec()));
+        }
+    }
+}
+
+#[test]
+fn websocket_and_enet_clients_share_the_relay_room() {
+    let (port, ws_port) = (free_port(), free_port());
+    let mut relay = spawn_relay(
+        port,
+        &[
+            "--ws-port",
+            &ws_port.to_string(),
+            "--stats-interval",
+            "0.2",
+            "--stats-json",
+        ],
+    );
+    let enet: Box<dyn MultiplayerPeer> = Box::new(
+        ENetMultiplayerPeer::client("127.0.0.1", port)
+            .compression(Compression::None)
+            .build()
+            .unwrap(),
+    );
+    let ws: Box<dyn MultiplayerPeer> = Box::new(
+        WebSocketMultiplayerPeer::client(format!("ws://127.0.0.1:{ws_port}"))
+            .build()
+            .unwrap(),
+    );
+    let mut peers = vec![(enet, Vec::new(), Vec::new()), (ws, Vec::new(), Vec::new())];
+    let start = Instant::now();
+    let know_each_other = |peers: &[(
+        Box<dyn MultiplayerPeer>,
+        Vec<PeerEvent>,
+        Vec<(u32, Vec<u8>)>,
+    )]| {
+        let (a, b) = (peers[0].0.unique_id(), peers[1].0.unique_id());
+        peers[0].1.contains(&PeerEvent::PeerConnected(b))
+            && peers[1].1.contains(&PeerEvent::PeerConnected(a))
+    };
+    while !know_each_other(&peers) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "no mesh: {:?} {:?}",
+            peers[0].1,
+            peers[1].1
+        );
+        pump_peers(&mut peers);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (a, b) = (peers[0].0.unique_id(), peers[1].0.unique_id());
+    peers[0]
+        .0
+        .send(Target::Peer(b), TransferMode::Unreliable, 0, b"from enet")
+        .unwrap();
+    peers[1]
+        .0
+        .send(Target::Broadcast, TransferMode::Reliable, 0, b"from ws")
+        .unwrap();
+    while !(peers[0].2.contains(&(b, b"from ws".to_vec()))
+        && peers[1].2.contains(&(a, b"from enet".to_vec())))
+    {
+        assert!(
+            start.elapsed() < LIMIT,
+            "packets missing: {:?} {:?}",
+            peers[0].2,
+            peers[1].2
+        );
+        pump_peers(&mut peers);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The stats line counts the WebSocket side on its own.
+    let line = relay.wait_line(
+        |l| l.contains("\"websocket\":{\"peers\":1") && l.contains("\"relayed_total\":1,"),
+        LIMIT,
+    );
+    assert!(line.contains("\"peers\":2"), "{line}");
+}
+
+#[test]
+fn idle_server_with_100_enet_and_100_websocket_clients_uses_almost_no_cpu() {
+    let (port, ws_port) = (free_port(), free_port());
+    let relay = spawn_relay(
+        port,
+        &[
+            "--max-clients",
+            "300",
+            "--stats-interval",
+            "0",
+            "--ws-port",
+            &ws_port.to_string(),
+        ],
+    );
+    let mut cs = clients(port, 100);
+    let mut ws: Vec<WebSocketMultiplayerPeer> = (0..100)
+        .map(|_| {
+            WebSocketMultiplayerPeer::client(format!("ws://127.0.0.1:{ws_port}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    while ws
+        .iter()
+        .any(|w| w.connection_status() != ConnectionStatus::Connected)
+        || cs
+            .iter()
+            .any(|c| c.peer.connection_status() != ConnectionStatus::Connected)
+    {
+        assert!(start.elapsed() < LIMIT, "200 connections not made");
+        for c in cs.iter_mut() {
+            c.peer.poll().unwrap();
+        }
+        for w in ws.iter_mut() {
+            w.poll().unwrap();
+            while w.pop_event().is_some() {}
+        }
+    }
+    let ticks_per_s = 100.0; // Linux USER_HZ
+    let before = relay.cpu_ticks();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        for c in cs.iter_mut() {
+            c.peer.poll().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let used = (relay.cpu_ticks() - before) as f64 / ticks_per_s;
+    let share = used / start.elapsed().as_secs_f64();
+    eprintln!(
+        "idle relay with 100 ENet and 100 WebSocket clients: {:.2}% of a core",
+        share * 100.0
+    );
+    assert!(
+        share < 0.05,
+        "idle server used {:.1}% of a core",
+        share * 100.0
     );
 }

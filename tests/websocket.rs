@@ -739,3 +739,118 @@ fn close_codes_are_godots_disconnect_codes_plus_4000() {
     assert_eq!(close_code(DisconnectReason::ServerClosed), 4006);
     assert_eq!(close_code(DisconnectReason::SlowConsumer), 4007);
 }
+
+#[test]
+fn a_thousand_idle_half_open_connections_do_not_lock_honest_clients_out() {
+    let server = ws_server()
+        .max_clients(200)
+        .listen(listen().handshake_timeout(Duration::from_millis(1500)))
+        .build()
+        .unwrap();
+    let port = server.local_port().unwrap();
+    let mut c: Room = Cluster::new(vec![node(server)], None, Duration::from_millis(1));
+    let rss_before = support::robust::rss_kib();
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).expect("tcp connect"));
+        c.pump();
+    }
+    c.wait("1000 accepted", |c| server_counts(c).1.handshakes == 1000);
+    let grown = support::robust::rss_kib().saturating_sub(rss_before);
+    eprintln!("1000 half-open websocket connections: RSS grew {grown} KiB");
+    assert!(
+        grown < 64 * 1024,
+        "1000 half-open connections cost {grown} KiB"
+    );
+    // Honest clients get in and talk while the thousand wait.
+    for _ in 0..3 {
+        c.nodes.push(node(ws_client(port)));
+    }
+    c.wait_mesh();
+    every_pair_every_target(&mut c, &[false, true, true, true]);
+    // The idle ones are cut at the handshake timeout, each counted once.
+    c.wait("the idle ones timed out", |c| {
+        server_counts(c).1.handshake_timeouts == 1000
+    });
+    let mut closed = 0;
+    let mut buf = [0u8; 16];
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1000, "the server closed every idle connection");
+    assert_eq!(c.nodes[0].peer.ids().len(), 3);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_get_everything() {
+    let server = ws_server()
+        .listen(listen().max_queued_bytes(256 * 1024))
+        .build()
+        .unwrap();
+    let port = server.local_port().unwrap();
+    let mut c: Room = Cluster::new(
+        vec![node(server), node(ws_client(port)), node(ws_client(port))],
+        None,
+        Duration::from_millis(1),
+    );
+    c.wait_mesh();
+    // The stuck client: upgraded, then never reads again (its socket buffers fill up).
+    let mut stuck = raw_ws(port, &mut c);
+    c.wait("the stuck client announced", |c| {
+        c.nodes[1].connected_peers().len() == 3
+    });
+    let stuck_id = *c.nodes[1]
+        .connected_peers()
+        .iter()
+        .find(|&&id| id != 1 && id != c.nodes[2].id())
+        .unwrap();
+    let n = 20_000u32;
+    let payload = vec![7u8; 1000];
+    let mut sent = 0u32;
+    let start = Instant::now();
+    while sent < n || c.nodes[2].packets.len() < n as usize {
+        assert!(
+            start.elapsed() < deadline() * 2,
+            "flood not through: {sent} sent, {} got",
+            c.nodes[2].packets.len()
+        );
+        for _ in 0..200 {
+            if sent < n {
+                let mut p = payload.clone();
+                p[..4].copy_from_slice(&sent.to_le_bytes());
+                c.nodes[1]
+                    .peer
+                    .send(Target::Broadcast, TransferMode::Reliable, 0, &p)
+                    .unwrap();
+                sent += 1;
+            }
+        }
+        c.pump();
+        let got = c.nodes[2].take_packets();
+        for p in got {
+            c.nodes[2].packets.push(p);
+        }
+    }
+    let order: Vec<u32> = c.nodes[2]
+        .packets
+        .iter()
+        .map(|p| u32::from_le_bytes(p.data[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        order,
+        (0..n).collect::<Vec<_>>(),
+        "the honest receiver got all, in order"
+    );
+    let (_, w) = server_counts(&c);
+    assert_eq!(w.slow_consumers, 1, "{w:?}");
+    c.wait("everyone saw the stuck client go", |c| {
+        c.nodes[0].count(PeerEvent::PeerDisconnected(stuck_id)) == 1
+            && c.nodes[1].count(PeerEvent::PeerDisconnected(stuck_id)) == 1
+            && c.nodes[2].count(PeerEvent::PeerDisconnected(stuck_id)) == 1
+    });
+    drop(stuck.get_mut());
+}
