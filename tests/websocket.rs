@@ -799,7 +799,7 @@ fn a_client_that_stops_reading_is_disconnected_and_others_get_everything() {
     );
     c.wait_mesh();
     // The stuck client: upgraded, then never reads again (its socket buffers fill up).
-    let mut stuck = raw_ws(port, &mut c);
+    let stuck = raw_ws(port, &mut c);
     c.wait("the stuck client announced", |c| {
         c.nodes[1].connected_peers().len() == 3
     });
@@ -852,5 +852,5 @@ fn a_client_that_stops_reading_is_disconnected_and_others_get_everything() {
             && c.nodes[1].count(PeerEvent::PeerDisconnected(stuck_id)) == 1
             && c.nodes[2].count(PeerEvent::PeerDisconnected(stuck_id)) == 1
     });
-    drop(stuck.get_mut());
+    drop(stuck);
 }
