@@ -486,14 +486,15 @@ fn two_chat_clients_talk_through_the_relay() {
     );
 }
 
+/// A peer with the events and packets it reported.
+type Recorded = (
+    Box<dyn MultiplayerPeer>,
+    Vec<PeerEvent>,
+    Vec<(u32, Vec<u8>)>,
+);
+
 /// Polls every peer once and records its events and packets.
-fn pump_peers(
-    peers: &mut [(
-        Box<dyn MultiplayerPeer>,
-        Vec<PeerEvent>,
-        Vec<(u32, Vec<u8>)>,
-    )],
-) {
+fn pump_peers(peers: &mut [Recorded]) {
     for (p, events, got) in peers.iter_mut() {
         p.poll().unwrap();
         while let Some(e) = p.pop_event() {
@@ -531,11 +532,7 @@ fn websocket_and_enet_clients_share_the_relay_room() {
     );
     let mut peers = vec![(enet, Vec::new(), Vec::new()), (ws, Vec::new(), Vec::new())];
     let start = Instant::now();
-    let know_each_other = |peers: &[(
-        Box<dyn MultiplayerPeer>,
-        Vec<PeerEvent>,
-        Vec<(u32, Vec<u8>)>,
-    )]| {
+    let know_each_other = |peers: &[Recorded]| {
         let (a, b) = (peers[0].0.unique_id(), peers[1].0.unique_id());
         peers[0].1.contains(&PeerEvent::PeerConnected(b))
             && peers[1].1.contains(&PeerEvent::PeerConnected(a))
