@@ -716,3 +716,24 @@ fn data_enet_rejects_is_counted_by_reason() {
     );
     assert!(c.nodes[0].peer.stats().handshakes >= 1);
 }
+
+#[test]
+fn servers_ask_for_4_mib_socket_buffers_and_the_size_is_an_option() {
+    let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .expect("Linux's rmem_max");
+    let server = enet_server().build().unwrap();
+    let got = server.socket_buffers().unwrap();
+    // Linux reports twice what it grants, up to its cap.
+    let want = enet_multiplayer::DEFAULT_SERVER_SOCKET_BUFFER;
+    assert_eq!(got.receive, 2 * want.min(cap), "{got:?}");
+    let small = enet_server().socket_buffer_size(64 * 1024).build().unwrap();
+    assert_eq!(small.socket_buffers().unwrap().receive, 2 * 64 * 1024);
+    // Clients keep ENet's 256 KiB unless asked.
+    let client = enet_client(server.local_port().unwrap()).build().unwrap();
+    assert_eq!(
+        client.socket_buffers().unwrap().receive,
+        2 * (256 * 1024).min(cap)
+    );
+}

@@ -20,6 +20,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Setting or reading a socket option failed.
+    #[error("socket option {option}: {source}")]
+    SocketOption {
+        /// The option.
+        option: &'static str,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
     /// ENet could not allocate the range coder for this host.
     #[error("could not enable the range coder compressor")]
     Compression,

@@ -125,6 +125,40 @@ impl Host {
         Ok(from_enet(&addr))
     }
 
+    /// Asks the kernel for socket buffers of `bytes` in each direction (ENet asks for 256 KiB to
+    /// receive and send; a server that many clients reach at once needs more, or a burst of
+    /// datagrams overflows the receive buffer and is lost). Returns what the kernel granted, as
+    /// it reports it (Linux doubles the request for its bookkeeping and caps it at
+    /// `net.core.rmem_max` / `wmem_max`).
+    #[cfg(unix)]
+    pub fn set_socket_buffers(&mut self, bytes: usize) -> Result<SocketBuffers> {
+        let fail = |option| move |source| Error::SocketOption { option, source };
+        if i32::try_from(bytes).is_err() {
+            return Err(fail("buffer size")(std::io::Error::from(
+                std::io::ErrorKind::InvalidInput,
+            )));
+        }
+        let socket = socket2::SockRef::from(&*self);
+        socket
+            .set_recv_buffer_size(bytes)
+            .map_err(fail("SO_RCVBUF"))?;
+        socket
+            .set_send_buffer_size(bytes)
+            .map_err(fail("SO_SNDBUF"))?;
+        self.socket_buffers()
+    }
+
+    /// The socket buffer sizes as the kernel reports them.
+    #[cfg(unix)]
+    pub fn socket_buffers(&self) -> Result<SocketBuffers> {
+        let fail = |option| move |source| Error::SocketOption { option, source };
+        let socket = socket2::SockRef::from(self);
+        Ok(SocketBuffers {
+            receive: socket.recv_buffer_size().map_err(fail("SO_RCVBUF"))?,
+            send: socket.send_buffer_size().map_err(fail("SO_SNDBUF"))?,
+        })
+    }
+
     /// The host's UDP socket, for readiness polling only: register it with `mio`, `polling`,
     /// `epoll` or `poll` to learn when a datagram has arrived, then call
     /// [`Host::service`]. Never read from it, write to it, close it or change its options: the
@@ -585,6 +619,15 @@ impl std::os::fd::AsFd for Host {
         // descriptor stays open for as long as `&self` lends it.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(self.socket_fd()) }
     }
+}
+
+/// Socket buffer sizes as the kernel reports them (see [`Host::set_socket_buffers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// The receive buffer, in bytes.
+    pub receive: usize,
+    /// The send buffer, in bytes.
+    pub send: usize,
 }
 
 impl std::fmt::Debug for Host {

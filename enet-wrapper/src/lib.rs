@@ -54,7 +54,7 @@ pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS,
 pub use error::{Error, Result};
 pub use event::Event;
 pub use handshake::{HandshakePolicyFn, SlotUsage};
-pub use host::Host;
+pub use host::{Host, SocketBuffers};
 pub use intercept::{Intercept, InterceptFn};
 pub use packet::{Packet, PacketFlags};
 pub use peer::{PeerHandle, PeerInfo, PeerMut, PeerState};

@@ -654,3 +654,24 @@ fn a_declined_handshake_is_offered_to_the_policy_again() {
     until_handshakes(&mut s, &mut [&mut deaf1, &mut deaf2, &mut deaf3], 3);
     assert_eq!(seen.lock().unwrap().len(), calls);
 }
+
+#[test]
+fn socket_buffers_are_granted_up_to_the_kernel_cap() {
+    let mut host = Host::new(&HostConfig::server("127.0.0.1:0".parse().unwrap())).unwrap();
+    let cap = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+    };
+    let asked = 1 << 20;
+    let granted = host.set_socket_buffers(asked).unwrap();
+    // Linux reports twice what it grants, and grants at most the sysctl cap.
+    if let (Some(r), Some(w)) = (cap("rmem_max"), cap("wmem_max")) {
+        assert_eq!(granted.receive, 2 * asked.min(r), "{granted:?}");
+        assert_eq!(granted.send, 2 * asked.min(w), "{granted:?}");
+    } else {
+        assert!(granted.receive > 0 && granted.send > 0);
+    }
+    // Absurd sizes are an error, not a truncation.
+    assert!(host.set_socket_buffers(usize::MAX).is_err());
+}

@@ -16,6 +16,30 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 /// [`ENetBuilder::handshake_timeout_ms`]).
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 5000;
 
+/// The socket buffers a server asks for by default (see [`ENetBuilder::socket_buffer_size`]).
+pub const DEFAULT_SERVER_SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for `bytes` of socket buffers on `host`, logging what the kernel would not grant.
+pub(crate) fn size_socket_buffers(host: &mut Host, bytes: usize) -> Result<()> {
+    let granted = host.set_socket_buffers(bytes)?;
+    // Linux reports twice the usable size it grants.
+    if granted.receive < bytes || granted.send < bytes {
+        log::warn!(
+            "asked for {bytes}-byte socket buffers, the kernel granted receive {} / send {} \
+             (as it reports them); raise net.core.rmem_max and wmem_max for more",
+            granted.receive,
+            granted.send
+        );
+    } else {
+        log::debug!(
+            "socket buffers: receive {} send {}",
+            granted.receive,
+            granted.send
+        );
+    }
+    Ok(())
+}
+
 /// The server's own options (see [`ENetBuilder<ServerRole>`](ENetBuilder)).
 #[derive(Debug, Clone)]
 pub struct ServerRole {
@@ -45,6 +69,7 @@ pub(crate) struct Common {
     pub(crate) timeout: Option<Timeout>,
     pub(crate) flush_every_send: bool,
     pub(crate) max_packet_size: Option<usize>,
+    pub(crate) socket_buffer: Option<usize>,
 }
 
 impl Common {
@@ -121,6 +146,7 @@ impl<R> ENetBuilder<R> {
                 timeout: None,
                 flush_every_send: false,
                 max_packet_size: None,
+                socket_buffer: None,
             },
             role,
         }
@@ -166,6 +192,16 @@ impl<R> ENetBuilder<R> {
     /// Flush after every send (Godot's exact timing) instead of once per poll (default).
     pub fn flush_every_send(mut self, on: bool) -> Self {
         self.common.flush_every_send = on;
+        self
+    }
+
+    /// Socket receive and send buffers to ask the kernel for, in bytes (servers default to
+    /// [`DEFAULT_SERVER_SOCKET_BUFFER`], 4 MiB; clients keep ENet's 256 KiB). A server that many
+    /// clients reach at once needs room for their datagrams: with ENet's 256 KiB, a join storm
+    /// of a few hundred clients overflows it and their handshakes are lost. What the kernel
+    /// granted is logged when it is less (raise `net.core.rmem_max` / `wmem_max`).
+    pub fn socket_buffer_size(mut self, bytes: usize) -> Self {
+        self.common.socket_buffer = Some(bytes);
         self
     }
 
@@ -284,6 +320,12 @@ impl ENetBuilder<ServerRole> {
         let config = config.peer_limit(slots(max_clients)).channel_limit(limit);
         let handshake = handshake_timeout(self.common.timeout, handshake_ms);
         let mut host = Host::new(&config)?;
+        size_socket_buffers(
+            &mut host,
+            self.common
+                .socket_buffer
+                .unwrap_or(DEFAULT_SERVER_SOCKET_BUFFER),
+        )?;
         host.set_handshake_policy(Some(Box::new(move |usage: SlotUsage| {
             slots_short(usage).then_some(handshake)
         })));

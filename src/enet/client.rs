@@ -34,6 +34,9 @@ impl ClientDriver {
         common: Common,
     ) -> Result<ClientDriver> {
         let mut host = Host::new(config)?;
+        if let Some(bytes) = common.socket_buffer {
+            super::builder::size_socket_buffers(&mut host, bytes)?;
+        }
         let id = crate::peer::generate_unique_id();
         let server = host.connect(remote, common.channels(), id)?;
         if let Some(t) = common.timeout {

@@ -9,7 +9,9 @@ mod builder;
 mod client;
 mod stats;
 
-pub use builder::{ClientRole, ENetBuilder, ServerRole, DEFAULT_HANDSHAKE_TIMEOUT_MS};
+pub use builder::{
+    ClientRole, ENetBuilder, ServerRole, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_SERVER_SOCKET_BUFFER,
+};
 pub use enet_wrapper::Compression;
 pub use stats::{PeerStats, TotalStats};
 
@@ -217,6 +219,12 @@ impl ENetMultiplayerPeer {
     pub fn local_port(&self) -> Option<u16> {
         let host = self.state().host.as_ref()?;
         host.local_address().ok().map(|a| a.port())
+    }
+
+    /// The UDP socket's buffer sizes as the kernel reports them (see
+    /// [`ENetBuilder::socket_buffer_size`]), while active.
+    pub fn socket_buffers(&self) -> Option<enet_wrapper::SocketBuffers> {
+        self.state().host.as_ref()?.socket_buffers().ok()
     }
 
     /// Server: the TCP port of the attached WebSocket transport
