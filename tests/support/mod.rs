@@ -15,8 +15,10 @@
 // Every test binary uses a part of the support module only.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod godot;
+pub mod godot_ws;
 pub mod process;
 pub mod raw;
 pub mod robust;
