@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian/Ubuntu machine that has only the
 # Rust toolchain, gcc and git: cmake and libclang (enet-sys builds ENet with cmake and generates
-# its bindings with libclang), python3 for the benchmark report's tests, and the headless Godot
-# 3.2 engine for the interop tests.
-# Idempotent: installs nothing that is already there. Set ENET_MP_SKIP_GODOT=1 to skip Godot.
+# its bindings with libclang), python3 for the benchmark report's tests, the headless Godot
+# 3.2 engine for the interop tests, and Chromium for the browser test (tests/browser.rs).
+# Idempotent: installs nothing that is already there. Set ENET_MP_SKIP_GODOT=1 to skip Godot,
+# ENET_MP_SKIP_BROWSER=1 to skip Chromium.
 set -euo pipefail
 
 installed() {
@@ -18,6 +19,9 @@ installed libclang-dev || need+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${ENET_MP_SKIP_GODOT:-0}" != 1 ] && ! command -v godot3-server >/dev/null 2>&1; then
     need+=(godot3-server)
+fi
+if [ "${ENET_MP_SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

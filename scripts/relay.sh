@@ -3,5 +3,5 @@
 # for example: scripts/relay.sh --port 9000 --max-clients 64. Installs what the build needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ENET_MP_SKIP_GODOT=1 bash scripts/install-deps.sh
+ENET_MP_SKIP_GODOT=1 ENET_MP_SKIP_BROWSER=1 bash scripts/install-deps.sh
 exec cargo run --release --example relay_server -- "$@"

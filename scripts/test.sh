@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then runs every test of the workspace
-# (unit, integration over loopback UDP, interop against the real Godot 3.2 engine, doc tests).
+# (unit, integration over loopback UDP, interop against the real Godot 3.2 engine, the browser
+# client in headless Chromium, doc tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 if [ "${ENET_MP_SKIP_GODOT:-0}" = 1 ]; then
     echo "test.sh: ENET_MP_SKIP_GODOT=1 -- the Godot interop tests are SKIPPED in this run" >&2
+fi
+if [ "${ENET_MP_SKIP_BROWSER:-0}" = 1 ]; then
+    echo "test.sh: ENET_MP_SKIP_BROWSER=1 -- the browser test (headless Chromium) is SKIPPED in this run" >&2
 fi
 cargo test --workspace --all-targets --release "$@"
 cargo test --workspace --doc --release
