@@ -1311,7 +1311,12 @@ fn mixed_room_enet_and_websocket_godot_clients() {
         };
         let fits = recv_text(&pattern(65_525, 3));
         let over = recv_text(&pattern(65_526, 4));
-        assert_eq!(bigs(ag[1]), std::slice::from_ref(&over), "{}", ag[1].output());
+        assert_eq!(
+            bigs(ag[1]),
+            std::slice::from_ref(&over),
+            "{}",
+            ag[1].output()
+        );
         assert_eq!(bigs(ag[2]), [fits], "{}", ag[2].output());
         assert!(bigs(ag[3]).is_empty(), "{}", ag[3].output());
         let at_server: Vec<usize> = server
