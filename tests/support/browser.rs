@@ -458,7 +458,19 @@ impl Chromium {
     ) -> Result<Value, String> {
         let deadline = Instant::now() + limit;
         loop {
-            let v = self.eval(tab, expression, idle)?;
+            let v = match self.eval(tab, expression, idle) {
+                Ok(v) => v,
+                // A page that is still navigating: its old context is gone, the new one not
+                // there yet. Try again.
+                Err(e)
+                    if e.starts_with("CDP Runtime.evaluate")
+                        && e.contains("context")
+                        && Instant::now() < deadline =>
+                {
+                    Value::Null
+                }
+                Err(e) => return Err(e),
+            };
             let truthy = match &v {
                 Value::Null | Value::Bool(false) => false,
                 Value::Number(n) => n.as_f64() != Some(0.0),
