@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 use support::cluster::{deadline, Node};
 use support::godot::{require_godot, OrFail};
 use support::godot_ws::{
-    drive, drive_for, free_tcp_port, pattern, raw, reaches, recv_text, report, settle, unraw,
-    ApiNode, Rpc, Side, Transport, WsAgent, WsAgentConfig,
+    drive, drive_for, free_tcp_port, fresh_example, pattern, raw, reaches, recv_text, report,
+    settle, unraw, ApiNode, Rpc, Side, Transport, WsAgent, WsAgentConfig,
 };
-use support::process::{example, free_port, Proc};
+use support::process::{free_port, Proc};
 
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -125,6 +125,7 @@ fn engine_reference_godot_server_and_clients() {
             .recvs()
             .last()
             .is_some_and(|r| r.text == "a-to-server")
+            && ag[2].recvs().len() >= 3
     });
     settle(&mut Nothing, &mut agents, Duration::from_millis(200));
     let texts = |ag: &mut WsAgent| -> Vec<(i64, i64, String)> {
@@ -217,6 +218,38 @@ fn engine_reference_godot_server_and_clients() {
             report(&Nothing, &mut agents)
         );
     }
+
+    // A client's 65,536-byte message (RAW byte + 65,526): the Godot server drops it with an
+    // error on its stderr and keeps the client.
+    agents[2].commands(&[
+        "sendbig 1 65526 6".to_string(),
+        "send reliable 1 0 b-after-65536".to_string(),
+    ]);
+    drive(
+        &mut Nothing,
+        &mut agents,
+        limit,
+        "b's packet after its 65,536 bytes",
+        |_, ag| ag[0].recvs().iter().any(|r| r.text == "b-after-65536"),
+    );
+    let at_server: Vec<(i64, String)> = agents[0]
+        .recvs()
+        .into_iter()
+        .filter(|r| r.from == ib)
+        .map(|r| (r.from, r.text))
+        .collect();
+    assert_eq!(at_server, [(ib, "b-after-65536".to_string())]);
+    assert_eq!(
+        agents[0]
+            .engine_errors()
+            .iter()
+            .filter(|e| e.contains("Buffer payload full"))
+            .count(),
+        1,
+        "{}",
+        report(&Nothing, &mut agents)
+    );
+    assert!(printed(agents[0], &format!("PEER_DISCONNECTED {ib}"), 0));
 
     // The server goes away: b reports connection_failed, not server_disconnected.
     let quit = Instant::now();
@@ -762,8 +795,9 @@ fn godot_ws_clients_on_rust_server() {
 /// sends raw packets to an id it was never told about (Godot does not check): the server drops
 /// them and counts them, nothing arrives anywhere. The largest message a Godot client takes
 /// (65,535 bytes: 65,526 of payload) arrives whole; the Rust server refuses to send more (an
-/// error or a counted drop), and the client stays connected. Bare agents (not the tree's
-/// peer): payloads are exactly the bytes sent.
+/// error or a counted drop), and the client stays connected. A Godot client that sends a
+/// 65,536-byte message is closed (counted as oversize). Bare agents (not the tree's peer):
+/// payloads are exactly the bytes sent.
 #[test]
 fn rust_server_drops_unknown_targets_and_keeps_to_godots_frame_limit() {
     let Some(bin) = require_godot() else { return };
@@ -942,6 +976,39 @@ fn rust_server_drops_unknown_targets_and_keeps_to_godots_frame_limit() {
     }
     assert_eq!(server.connected_peers().len(), 2);
     assert_no_errors(&mut ag);
+
+    // A Godot client that sends a 65,536-byte message (Godot's client sends it; a Godot 3.2.3
+    // server drops it and keeps the client, see engine_reference_godot_server_and_clients):
+    // the Rust server closes that connection from the frame's header, counts it as oversize,
+    // and the others are told the client left; the Godot client reports connection_failed.
+    let mut c = WsAgent::start(
+        &bin,
+        &WsAgentConfig::ws_client(port).name("bare-c").api(false),
+    );
+    let ic = ready_ids(&mut server, &mut [&mut c])[0];
+    let mut ag = [&mut a, &mut b, &mut c];
+    drive(&mut server, &mut ag, limit, "c to meet a and b", |_, x| {
+        x[0].connected_ids().len() == 3 && x[1].connected_ids().len() == 3
+    });
+    let oversize = server.peer.stats().drops.get(DropReason::Oversize);
+    ag[2].commands(&["sendbig 1 65527 6", "send reliable 1 0 after-65536"]);
+    drive(&mut server, &mut ag, limit, "c to be closed", |s, x| {
+        s.count(PeerEvent::PeerDisconnected(ic as PeerId)) == 1
+            && x[0].disconnected_ids() == [ic]
+            && x[1].disconnected_ids() == [ic]
+            && x[2].count_exact("CONNECTION_FAILED") == 1
+    });
+    assert_eq!(
+        server.peer.stats().drops.get(DropReason::Oversize),
+        oversize + 1,
+        "{:?}",
+        server.peer.stats()
+    );
+    assert!(
+        !server.packets.iter().any(|p| i64::from(p.from) == ic),
+        "{}",
+        report(&server, &mut ag)
+    );
 }
 
 /// Scenario 3. A Rust `WebSocketMultiplayerPeer` client joins a real Godot `WebSocketServer`
@@ -1041,7 +1108,14 @@ fn rust_ws_client_on_godot_server() {
         &mut ag,
         limit,
         "everything at the Rust client",
-        |r, _| server_packets_from(r, g, "gc-seq ").len() >= 200 && at_r(r).len() >= 6,
+        |r, a| {
+            let from = |x: &mut WsAgent, id: i64| x.recvs().iter().filter(|m| m.from == id).count();
+            server_packets_from(r, g, "gc-seq ").len() >= 200
+                && at_r(r).len() >= 7
+                && from(a[0], me) >= 4
+                && from(a[0], g) >= 3
+                && from(a[1], me) >= 4
+        },
     );
     settle(&mut r, &mut ag, Duration::from_millis(300));
     assert_eq!(
@@ -1278,7 +1352,7 @@ fn mixed_room_enet_and_websocket_godot_clients() {
 
         // The largest payload a WebSocket client takes crosses from ENet; one byte more is
         // dropped towards WebSocket only, and counted once per WebSocket destination.
-        let (iw0, iw1) = (ids[2], ids[3]);
+        let iw0 = ids[2];
         let before = server
             .api
             .peer()
@@ -1339,7 +1413,6 @@ fn mixed_room_enet_and_websocket_godot_clients() {
             .drops
             .get(DropReason::TooLargeForWebSocket);
         assert_eq!(after - before, 2, "{:?}", server.api.peer().stats().drops);
-        let _ = iw1;
         assert_no_errors(&mut ag);
     }
 
@@ -1480,7 +1553,7 @@ fn godot_enet_and_ws_clients_on_echo_server_example() {
     let Some(bin) = require_godot() else { return };
     let limit = deadline();
     let (port, ws) = (free_port(), free_tcp_port());
-    let mut cmd = Command::new(example("echo_server"));
+    let mut cmd = Command::new(fresh_example("echo_server"));
     cmd.args(["--port", &port.to_string(), "--compression", "none"])
         .args(["--ws-port", &ws.to_string()]);
     for (key, _) in std::env::vars_os() {
