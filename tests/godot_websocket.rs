@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 use support::cluster::{deadline, Node};
 use support::godot::{require_godot, OrFail};
 use support::godot_ws::{
-    drive, drive_for, free_tcp_port, fresh_example, pattern, raw, reaches, recv_text, report,
-    settle, unraw, ApiNode, Rpc, Side, Transport, WsAgent, WsAgentConfig,
+    drive, drive_for, pattern, raw, reaches, recv_text, report, settle, unraw, ApiNode, Rpc, Side,
+    Transport, WsAgent, WsAgentConfig,
 };
-use support::process::{free_port, Proc};
+use support::process::{example, free_port, free_tcp_port, Proc};
 
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -1553,7 +1553,7 @@ fn godot_enet_and_ws_clients_on_echo_server_example() {
     let Some(bin) = require_godot() else { return };
     let limit = deadline();
     let (port, ws) = (free_port(), free_tcp_port());
-    let mut cmd = Command::new(fresh_example("echo_server"));
+    let mut cmd = Command::new(example("echo_server"));
     cmd.args(["--port", &port.to_string(), "--compression", "none"])
         .args(["--ws-port", &ws.to_string()]);
     for (key, _) in std::env::vars_os() {

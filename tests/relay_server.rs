@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::process::{example, free_port, Proc};
+use support::process::{example, free_port, free_tcp_port, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -508,7 +508,7 @@ fn pump_peers(peers: &mut [Recorded]) {
 
 #[test]
 fn websocket_and_enet_clients_share_the_relay_room() {
-    let (port, ws_port) = (free_port(), free_port());
+    let (port, ws_port) = (free_port(), free_tcp_port());
     let mut relay = spawn_relay(
         port,
         &[
@@ -578,7 +578,7 @@ fn websocket_and_enet_clients_share_the_relay_room() {
 
 #[test]
 fn idle_server_with_100_enet_and_100_websocket_clients_uses_almost_no_cpu() {
-    let (port, ws_port) = (free_port(), free_port());
+    let (port, ws_port) = (free_port(), free_tcp_port());
     let relay = spawn_relay(
         port,
         &[

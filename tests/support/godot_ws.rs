@@ -16,15 +16,13 @@
 
 use super::cluster::Node;
 use super::godot::{spawn_engine, Recv};
-use super::process::{free_port, temp_dir, Proc, Stream, WaitError};
+use super::process::{temp_dir, Proc, Stream, WaitError};
 use enet_multiplayer::api::{ApiEvent, MultiplayerApi};
 use enet_multiplayer::MultiplayerPeer;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::sync::Mutex;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// MultiplayerAPI's RAW command byte (4): what `send_bytes` puts before the payload, and what a
@@ -485,61 +483,6 @@ pub fn recv_text(bytes: &[u8]) -> String {
     } else {
         String::from_utf8_lossy(bytes).into_owned()
     }
-}
-
-/// A port in free_port()'s range that is free for TCP on 127.0.0.1 right now (for a Godot
-/// `WebSocketServer` to listen on).
-pub fn free_tcp_port() -> u16 {
-    for _ in 0..100 {
-        let port = free_port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("free_tcp_port: no free TCP port found");
-}
-
-/// Variables cargo sets for a test process that describe the package under test. Build
-/// scripts (ring's) declare `rerun-if-env-changed` on some of them, so a `cargo build` run from
-/// a test with them set fingerprints differently from one run from a shell: each rebuilds ring,
-/// rustls and this crate (about 50 s) after the other.
-const TEST_ONLY_CARGO_VARS: [&str; 7] = [
-    "CARGO_PKG_",
-    "CARGO_MANIFEST_",
-    "CARGO_CRATE_",
-    "CARGO_BIN_",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "OUT_DIR",
-];
-
-/// `process::example(name)`, with the inner `cargo build` run without the package variables
-/// cargo set for this test process ([`TEST_ONLY_CARGO_VARS`]), so that it finds the build the
-/// outer `cargo test` made fresh instead of rebuilding the crate and its TLS dependencies.
-pub fn fresh_example(name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = profile_dir.join("examples").join(name);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", name]);
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if TEST_ONLY_CARGO_VARS.iter().any(|p| k.starts_with(p)) {
-                cmd.env_remove(&key);
-            }
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-        built.push(name.to_owned());
-    }
-    path
 }
 
 /// Who a Godot target integer reaches, given the sender: 0 everyone but the sender, `-id`

@@ -32,12 +32,32 @@ pub fn example(name: &str) -> PathBuf {
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if TEST_ONLY_CARGO_VARS.iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&key);
+            }
+        }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build --example {name} failed");
         built.push(name.to_owned());
     }
     path
 }
+
+/// Variables cargo sets for a test process that describe the package under test. Build
+/// scripts (ring's) declare `rerun-if-env-changed` on some of them, so a `cargo build` run from
+/// a test with them set fingerprints differently from one run from a shell, and each rebuilds
+/// ring, rustls and this crate (about 50 s) after the other; [`example`] builds without them.
+const TEST_ONLY_CARGO_VARS: [&str; 7] = [
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "CARGO_CRATE_",
+    "CARGO_BIN_",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "OUT_DIR",
+];
 
 static HANDED_OUT_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -78,6 +98,18 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("free_port: no free UDP port found in 20000..32000");
+}
+
+/// A port in [`free_port`]'s range that is free for TCP on 127.0.0.1 right now too (for a
+/// WebSocket listener).
+pub fn free_tcp_port() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("free_tcp_port: no free TCP port found");
 }
 
 /// A fresh, empty directory under the system's temporary directory, named after `tag`, this
