@@ -513,13 +513,7 @@ impl ServerDriver {
             return;
         }
         let mut slow = Vec::new();
-        for &id in &targets {
-            match ws.listener.send(id, message.clone()) {
-                Ok(()) => ws.listener.stats.relayed += 1,
-                Err(true) => slow.push(id),
-                Err(false) => {}
-            }
-        }
+        ws.listener.stats.relayed += ws.listener.send_each(&targets, &message, &mut slow);
         ws.targets = targets;
         self.slow_consumers(slow);
     }
@@ -553,7 +547,7 @@ impl ServerDriver {
         });
         let mut ws = self.ws.as_mut().map(|w| &mut w.listener);
         let mut slow = Vec::new();
-        let mut enet_links = Vec::new();
+        let (mut enet_links, mut ws_links) = (Vec::new(), Vec::new());
         self.session.drain_announcements(|what, to| {
             if let Some((host, stats)) = enet.as_mut() {
                 enet_links.clear();
@@ -575,15 +569,14 @@ impl ServerDriver {
                 }
             }
             if let Some(listener) = ws.as_mut() {
-                let mut message = None;
-                for id in to.iter().filter_map(|l| l.ws()) {
-                    let m = message.get_or_insert_with(|| match what {
+                ws_links.clear();
+                ws_links.extend(to.iter().filter_map(|l| l.ws()));
+                if !ws_links.is_empty() {
+                    let message = match what {
                         Announcement::Add(id) => sys(Kind::SysAdd, id),
                         Announcement::Remove(id) => sys(Kind::SysDel, id),
-                    });
-                    if let Err(true) = listener.send(id, m.clone()) {
-                        slow.push(id);
-                    }
+                    };
+                    listener.send_each(&ws_links, &message, &mut slow);
                 }
             }
         });
@@ -643,11 +636,7 @@ impl ServerDriver {
             } else if !targets.is_empty() {
                 let message = Bytes::from(frame::data_message(SERVER_ID, int, data));
                 let mut slow = Vec::new();
-                for &id in &targets {
-                    if let Err(true) = ws.listener.send(id, message.clone()) {
-                        slow.push(id);
-                    }
-                }
+                ws.listener.send_each(&targets, &message, &mut slow);
                 ws.targets = targets;
                 self.slow_consumers(slow);
             } else {

@@ -35,7 +35,7 @@ pub(crate) struct ClientDriver {
     events: Events,
     /// Until the upgrade completes: when to give up.
     deadline: Option<Instant>,
-    /// SYS_ADD(1) seen: the connection is complete.
+    /// The largest message (header included) sent to the server.
     max_outgoing: usize,
     /// More messages may be waiting than the last poll took.
     backlog: bool,
@@ -44,11 +44,7 @@ pub(crate) struct ClientDriver {
 
 impl ClientDriver {
     pub(crate) fn connect(b: WebSocketClientBuilder) -> Result<ClientDriver> {
-        if b.max_message_size <= WS_HEADER_LEN || b.max_outgoing_message <= WS_HEADER_LEN {
-            return Err(Error::InvalidConfig(format!(
-                "websocket message limits must exceed the {WS_HEADER_LEN}-byte header"
-            )));
-        }
+        super::check_message_limits(b.max_message_size, b.max_outgoing_message)?;
         let mut request = b
             .url
             .as_str()

@@ -457,6 +457,25 @@ impl Listener {
         }
     }
 
+    /// Queues `message` for each of `ids` ([`send`](Self::send)), noting in `slow` those over
+    /// their cap; returns how many took it.
+    pub(crate) fn send_each(
+        &mut self,
+        ids: &[ConnId],
+        message: &Bytes,
+        slow: &mut Vec<ConnId>,
+    ) -> u64 {
+        let mut sent = 0;
+        for &id in ids {
+            match self.send(id, message.clone()) {
+                Ok(()) => sent += 1,
+                Err(true) => slow.push(id),
+                Err(false) => {}
+            }
+        }
+        sent
+    }
+
     /// Writes every connection's queued messages; connections that broke are reported.
     pub(crate) fn flush(&mut self, out: &mut Vec<WsEvent>) {
         let dirty = std::mem::take(&mut self.dirty);

@@ -210,11 +210,7 @@ impl WebSocketListen {
     }
 
     pub(crate) fn check(&self) -> Result<()> {
-        if self.max_message_size <= WS_HEADER_LEN || self.max_outgoing_message <= WS_HEADER_LEN {
-            return Err(Error::InvalidConfig(format!(
-                "websocket message limits must exceed the {WS_HEADER_LEN}-byte header"
-            )));
-        }
+        check_message_limits(self.max_message_size, self.max_outgoing_message)?;
         if self.max_handshakes == 0 || self.handshake_timeout.is_zero() {
             return Err(Error::InvalidConfig(
                 "websocket handshakes need a limit and a timeout above 0".into(),
@@ -222,6 +218,16 @@ impl WebSocketListen {
         }
         Ok(())
     }
+}
+
+/// Both message limits must leave room for a payload after the header.
+fn check_message_limits(incoming: usize, outgoing: usize) -> Result<()> {
+    if incoming <= WS_HEADER_LEN || outgoing <= WS_HEADER_LEN {
+        return Err(Error::InvalidConfig(format!(
+            "websocket message limits must exceed the {WS_HEADER_LEN}-byte header"
+        )));
+    }
+    Ok(())
 }
 
 /// What the WebSocket side of a server counted since it started.
