@@ -68,10 +68,13 @@
 //! - connect: `rss_before_kb`, `rss_after_kb`, `rss_per_peer_bytes` (with `--server-pid`),
 //!   `client_datagrams_sent` / `client_datagrams_received` (UDP datagrams, all clients together).
 
+#[path = "load_support/mod.rs"]
+mod load_support;
+
 use clap::{Parser, ValueEnum};
 use enet_wrapper::{Event, Host, HostConfig, Packet, PacketFlags, PeerHandle};
+use load_support::{percentile, rss_kb, CpuMeter, Json};
 use std::collections::{HashSet, VecDeque};
-use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -192,93 +195,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most seconds of draining after the last send, whatever happens.
 const MAX_DRAIN: Duration = Duration::from_secs(15);
 
-// ---- one line of JSON ------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Json(String);
-
-impl Json {
-    fn sep(&mut self) {
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
-    }
-    fn str(&mut self, k: &str, v: &str) -> &mut Self {
-        self.sep();
-        let mut esc = String::with_capacity(v.len());
-        for c in v.chars() {
-            match c {
-                '"' => esc.push_str("\\\""),
-                '\\' => esc.push_str("\\\\"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(esc, "\\u{:04x}", c as u32);
-                }
-                c => esc.push(c),
-            }
-        }
-        let _ = write!(self.0, "\"{k}\":\"{esc}\"");
-        self
-    }
-    fn int(&mut self, k: &str, v: impl Into<i128>) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\":{}", v.into());
-        self
-    }
-    fn num(&mut self, k: &str, v: f64) -> &mut Self {
-        self.sep();
-        if v.is_finite() {
-            let _ = write!(self.0, "\"{k}\":{v:.3}");
-        } else {
-            let _ = write!(self.0, "\"{k}\":null");
-        }
-        self
-    }
-    fn opt(&mut self, k: &str, v: Option<f64>) -> &mut Self {
-        match v {
-            Some(v) => self.num(k, v),
-            None => {
-                self.sep();
-                let _ = write!(self.0, "\"{k}\":null");
-                self
-            }
-        }
-    }
-    fn bool(&mut self, k: &str, v: bool) -> &mut Self {
-        self.sep();
-        let _ = write!(self.0, "\"{k}\":{v}");
-        self
-    }
-    fn finish(mut self) -> String {
-        if self.0.is_empty() {
-            self.0.push('{');
-        }
-        self.0.push('}');
-        self.0
-    }
-}
-
 // ---- /proc ---------------------------------------------------------------------------------
-
-/// VmRSS of a process, in kB.
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// User + system CPU time of a process, in seconds (USER_HZ is 100 on Linux).
-fn cpu_secs(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The command name is in parentheses and may contain spaces: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the state field (index 0).
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
 
 /// Datagrams the kernel dropped (receive buffer full) on the local UDP socket bound to `port`
 /// (column `drops` of /proc/net/udp): for a server on this machine, its socket's drops.
@@ -294,39 +211,6 @@ fn udp_drops(port: u16) -> Option<u64> {
             None
         }
     })
-}
-
-/// CPU use of this process and of the server between two points in time.
-struct CpuMeter {
-    at: Instant,
-    own: Option<f64>,
-    server: Option<f64>,
-    pid: Option<u32>,
-}
-
-impl CpuMeter {
-    fn start(pid: Option<u32>) -> CpuMeter {
-        CpuMeter {
-            at: Instant::now(),
-            own: cpu_secs(None),
-            server: pid.and_then(|p| cpu_secs(Some(p))),
-            pid,
-        }
-    }
-
-    /// (load %, server %) of one core.
-    fn percent(&self) -> (Option<f64>, Option<f64>) {
-        let wall = self.at.elapsed().as_secs_f64().max(1e-9);
-        let own = match (self.own, cpu_secs(None)) {
-            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
-            _ => None,
-        };
-        let server = match (self.server, self.pid.and_then(|p| cpu_secs(Some(p)))) {
-            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
-            _ => None,
-        };
-        (own, server)
-    }
 }
 
 // ---- the clients ---------------------------------------------------------------------------
@@ -605,15 +489,6 @@ fn resolve(server: &str) -> Result<SocketAddrV4, String> {
         }
     }
     Err(format!("{server} has no IPv4 address"))
-}
-
-/// The `p`th percentile (nearest rank) of sorted nanoseconds, in microseconds.
-fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    Some(sorted[rank.min(sorted.len() - 1)] as f64 / 1e3)
 }
 
 fn main() -> ExitCode {

@@ -111,65 +111,22 @@ server_cmd() { # kind port relay|norelay max_clients -> the command line (report
     esac
 }
 
-port_free() {
-    python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-PY
-}
-
-SERVER_PID=""
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 PORT=$((21000 + ($$ % 400) * 20))
-
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 trap stop_server EXIT
 
 start_server() { # kind relay|norelay max_clients -> sets SERVER_PID and PORT; 1 if not ready
     local kind=$1 variant=$2 max=$3 tries log
     for tries in 1 2 3; do
         PORT=$((PORT + 1))
-        port_free "$PORT" || continue
+        ports_free "$PORT" || continue
         log=$RAW/server-$kind-$PORT.log
         # shellcheck disable=SC2046
-        $(server_cmd "$kind" "$PORT" "$variant" "$max") >"$log" 2>&1 &
-        SERVER_PID=$!
-        for _ in $(seq 1 150); do
-            if grep -qE "READY|relay server on" "$log" 2>/dev/null; then
-                return 0
-            fi
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
+        launch_server "$log" $(server_cmd "$kind" "$PORT" "$variant" "$max") && return 0
         echo "bench: $kind did not start on port $PORT (see $log)" >&2
-        stop_server
     done
     return 1
-}
-
-budget_left() { [ $(($(date +%s) - SCRIPT_START)) -lt "$BUDGET_S" ]; }
-
-rotate() { # n words... -> the words rotated left by n
-    local n=$1
-    shift
-    local words=("$@")
-    local count=${#words[@]} i
-    for ((i = 0; i < count; i++)); do
-        printf '%s ' "${words[$(((i + n) % count))]}"
-    done
 }
 
 SKIPPED=0

@@ -14,8 +14,9 @@ ALLOC_LOG      target/bench/relay_alloc.log (the output of tests/relay_alloc.rs)
 --load-rs      the file whose `//!` usage block is quoted (default: examples/load.rs)
 
 perf reports (perf-ours.txt, perf-minimal.txt, perf-connect-ours.txt) are read from the directory
-of RESULTS. The section of an existing BENCHMARKS.md between <!-- rpc-paths:begin --> and
-<!-- rpc-paths:end --> (written by scripts/bench_rpc_paths.sh) is carried over unchanged.
+of RESULTS. The sections of an existing BENCHMARKS.md between <!-- rpc-paths:begin --> and
+<!-- rpc-paths:end --> (written by scripts/bench_rpc_paths.sh) and between <!-- bench_ws:begin -->
+and <!-- bench_ws:end --> (scripts/bench_ws.sh) are carried over unchanged, in that order.
 
 Environment (set by scripts/bench.sh): BENCH_SERVERS, BENCH_REPS_USED, BENCH_QUICK_USED,
 BENCH_SKIPPED, BENCH_RUN_DATE, BENCH_GIT, BENCH_ELAPSED, BENCH_CPU_MODEL, BENCH_NPROC,
@@ -33,7 +34,9 @@ from dataclasses import dataclass
 
 NAMES = {"ours": "ours (relay_server)", "minimal": "minimal relay", "godot": "Godot 3.2"}
 COLORS = {"ours": "#d9480f", "minimal": "#1c7ed6", "godot": "#478061"}
-KEPT_BEGIN, KEPT_END = "<!-- rpc-paths:begin -->", "<!-- rpc-paths:end -->"
+# The sections other scripts write into BENCHMARKS.md: (begin marker, end marker), in report order.
+KEPT_MARKERS = [("<!-- rpc-paths:begin -->", "<!-- rpc-paths:end -->"),
+                ("<!-- bench_ws:begin -->", "<!-- bench_ws:end -->")]
 
 
 # ---- reading the inputs --------------------------------------------------------------------
@@ -154,17 +157,22 @@ def read_usage(load_rs):
     return usage
 
 
-def kept_section(path, begin=KEPT_BEGIN, end=KEPT_END):
-    """The section scripts/bench_rpc_paths.sh writes between its markers, markers included and
-    with a newline after, to be carried over unchanged; "" when the file or a marker is missing."""
+def kept_section(path, markers=KEPT_MARKERS):
+    """The sections other scripts write between their markers (KEPT_MARKERS), markers included,
+    each with a newline after and a blank line between them, to be carried over unchanged; a
+    section whose begin or end marker is missing is left out; "" when there is none."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError:
         return ""
-    i = text.find(begin)
-    j = text.find(end, i + len(begin)) if i >= 0 else -1
-    return text[i:j + len(end)] + "\n" if j >= 0 else ""
+    sections = []
+    for begin, end in markers:
+        i = text.find(begin)
+        j = text.find(end, i + len(begin)) if i >= 0 else -1
+        if j >= 0:
+            sections.append(text[i:j + len(end)] + "\n")
+    return "\n".join(sections)
 
 
 # ---- the numbers ---------------------------------------------------------------------------

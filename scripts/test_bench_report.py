@@ -58,6 +58,14 @@ KEPT = """<!-- rpc-paths:begin -->
 
 Before/after: **7.27×** the packets.
 <!-- rpc-paths:end -->
+
+<!-- bench_ws:begin -->
+## WebSocket
+
+| configuration | ours WS-only msg/s |
+|---|---|
+| 8 WS clients, all sending 64 B broadcasts, paced | 5,822,293 |
+<!-- bench_ws:end -->
 """
 
 
@@ -220,8 +228,10 @@ class ReportTest(unittest.TestCase):
         md, _ = self.generate()
         self.assertTrue(md.endswith("![delivered messages per second](BENCHMARKS.svg)\n\n" + KEPT), md[-600:])
         self.assertEqual(md.count("<!-- rpc-paths:begin -->"), 1)
+        self.assertEqual(md.count("<!-- bench_ws:begin -->"), 1)
         self.assertNotIn("An old report", md)
         self.assertNotIn("Trailing text after the section", md)
+        self.assertNotIn("More trailing text", md)
         # Rewriting the report again changes nothing.
         again, _ = self.generate(previous_md=md)
         self.assertEqual(again, md)
@@ -232,6 +242,11 @@ class ReportTest(unittest.TestCase):
         self.assertNotIn("rpc-paths", md)
         # A begin marker without an end marker: there is no section to keep.
         md, _ = self.generate(previous_md="<!-- rpc-paths:begin -->\n## half a section\n")
+        self.assertNotIn("rpc-paths", md)
+        # Only the WebSocket section: it is kept alone.
+        ws_only = KEPT[KEPT.index("<!-- bench_ws:begin -->"):]
+        md, _ = self.generate(previous_md="# old\n\n" + ws_only)
+        self.assertTrue(md.endswith("![delivered messages per second](BENCHMARKS.svg)\n\n" + ws_only), md[-400:])
         self.assertNotIn("rpc-paths", md)
 
     # ---- missing data
