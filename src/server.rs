@@ -52,11 +52,9 @@ impl Link {
 /// The ENet socket's token; the WebSocket listener's is above it, its connections above that.
 const ENET_TOKEN: Token = Token(0);
 const LISTENER_TOKEN: Token = Token(1);
-/// The longest one wait lasts while an ENet host is attached to a readiness wait: ENet's
-/// timers (retransmissions, pings, timeouts) run only inside its service calls, so a
-/// retransmission is at most this late (ENet's own wait would hold it up to the whole poll
-/// timeout). 50 wake-ups a second cost an idle server well under 1% of a core.
-const ENET_TICK: Duration = Duration::from_millis(20);
+/// The shortest wait for an ENet timer that is already due: the ENet pass after the wait runs
+/// it; a timer that stayed due would otherwise make the wait a busy loop.
+const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 
 /// The WebSocket side: the listener, the wait over every socket, and its counts.
 #[derive(Debug)]
@@ -166,8 +164,15 @@ impl ServerDriver {
         let ws = self.ws.as_mut().expect("checked above");
         let busy = ws.enet_backlog || ws.listener.has_backlog();
         let mut wait = if busy { Duration::ZERO } else { timeout };
-        if self.enet.is_some() {
-            wait = wait.min(ENET_TICK);
+        // ENet's timers (resends, pings, timeouts) run only inside its service calls: wake for
+        // the next one, and not before (an idle host sleeps the whole timeout).
+        if let Some(timer) = self
+            .enet
+            .as_ref()
+            .and_then(|e| e.host.as_ref())
+            .and_then(|h| h.next_timer())
+        {
+            wait = wait.min(timer.max(MIN_TIMER_WAIT));
         }
         if let Some(deadline) = ws.listener.next_deadline() {
             wait = wait.min(deadline.saturating_duration_since(now));

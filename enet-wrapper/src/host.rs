@@ -8,13 +8,17 @@ use crate::inspect::Reject;
 use crate::intercept::{intercept_trampoline, resume_panic, HookScope, Hooks, InterceptFn};
 use crate::packet::release_if_unowned;
 use crate::peer::{next_token, PeerInfo, PeerMut, PeerState, Slot};
+use crate::timers::next_timer_ms;
 use crate::{Error, Event, Packet, PeerHandle, Result, Timeout};
 use enet_sys::{ENetEvent, ENetHost, ENetPeer};
 use std::any::Any;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::raw::c_int;
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// ENet's clock step.
+const MILLISECOND: Duration = Duration::from_millis(1);
 
 /// One ENet host: a UDP socket, its peer slots and its queues.
 ///
@@ -316,8 +320,59 @@ impl Host {
 
     /// Sends queued packets and waits up to `timeout` for an event (0 returns at once). Returns
     /// the first event, if any; call again (or [`Host::check_events`]) for more.
+    ///
+    /// Unlike ENet's own `enet_host_service`, which sleeps in the socket for the whole timeout,
+    /// the wait is cut at ENet's next timer ([`Host::next_timer`]) and ENet is serviced again
+    /// then: a reliable packet is resent, and a ping sent, on time however long the timeout. An
+    /// idle host (nothing in flight, every peer's ping far off) still sleeps the whole timeout
+    /// (to ENet's 1 ms resolution).
     pub fn service(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        if timeout.is_zero() {
+            return self.service_once(Duration::ZERO);
+        }
+        let start = Instant::now();
+        // What is queued leaves first, so that its resend deadlines are known to the timer
+        // (ENet's call would send it only after the wait was chosen).
+        self.flush();
+        let mut first = true;
+        loop {
+            // ENet waits in whole milliseconds: after the first call, what is left below one is
+            // its clock's resolution, not worth another (it would return at once: a busy loop).
+            let left = timeout.saturating_sub(start.elapsed());
+            if !first && left < MILLISECOND {
+                return Ok(None);
+            }
+            first = false;
+            // At least 1 ms: a due timer runs at the start of the call (ENet sends before it
+            // waits), so a timer that stays due cannot turn this into a busy loop either.
+            let wait = match self.next_timer() {
+                Some(timer) => left.min(timer.max(MILLISECOND)),
+                None => left,
+            };
+            if let Some(event) = self.service_once(wait)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Time until ENet's earliest timer among this host's peers: a reliable command's resend
+    /// (or the disconnect of a peer that stopped answering), a connected peer's ping (rounded
+    /// up to the next 100 ms of ENet's clock, so that many peers' pings share a wake-up), the
+    /// bandwidth throttle of a host with a limit; zero when one is due, `None` when nothing is
+    /// pending. Millisecond resolution (ENet's clock). A scan of every peer slot.
+    pub fn next_timer(&self) -> Option<Duration> {
+        // SAFETY: enet_time_get only reads the clock (ENet was initialised by this host's
+        // InitGuard).
+        let now = unsafe { enet_sys::enet_time_get() };
+        // SAFETY: a live host, not being serviced (`&self`); only fields are read.
+        let ms = unsafe { next_timer_ms(self.raw.as_ptr(), now) }?;
+        Some(Duration::from_millis(u64::from(ms)))
+    }
+
+    /// One `enet_host_service` call: ENet's own wait of up to `timeout`, rounded up to whole
+    /// milliseconds.
+    fn service_once(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        let ms = u32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
         let mut event = empty_event();
         // SAFETY: valid host and event out-pointer, alive for the call.
         let (rc, panic) =

@@ -49,6 +49,7 @@ mod peer;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timeout;
+mod timers;
 
 pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS, MAX_PEERS};
 pub use error::{Error, Result};
