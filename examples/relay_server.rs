@@ -85,6 +85,10 @@ struct Args {
     /// in the socket again (saves a wake-up per packet under load; 0 always blocks).
     #[arg(long, env = "RELAY_BUSY_POLL_US", default_value_t = 1000)]
     busy_poll_us: u64,
+    /// Most bytes queued or unacknowledged for one ENet client before it is disconnected as a
+    /// slow consumer (0 = no cap).
+    #[arg(long, env = "RELAY_MAX_QUEUED_BYTES", default_value_t = enet_multiplayer::DEFAULT_MAX_QUEUED_BYTES)]
+    max_queued_bytes: usize,
     /// TCP port for Godot WebSocket clients (browser builds), in the same room as the ENet
     /// clients; off unless given (0 picks a free port).
     #[arg(long, env = "RELAY_WS_PORT")]
@@ -155,7 +159,8 @@ fn run(args: &Args) -> Result<(), String> {
         .channel_limit(usize::from(args.channels))
         .peer_timeout(args.timeout_limit, args.timeout_min_ms, args.timeout_max_ms)
         .rate_limit((args.rate_limit > 0).then_some(args.rate_limit))
-        .handshake_timeout_ms(args.handshake_timeout_ms);
+        .handshake_timeout_ms(args.handshake_timeout_ms)
+        .max_queued_bytes(args.max_queued_bytes);
     if let Some(listen) = websocket {
         builder = builder.websocket(listen);
     }
@@ -296,8 +301,8 @@ fn stats_line(
             s.push_str(&format!(",\"{k}\":{v:.1}"));
         }
         s.push_str(&format!(
-            ",\"packets_in_total\":{},\"bytes_in_total\":{},\"relayed_total\":{},\"refused_total\":{},\"handshakes_total\":{}",
-            now.packets_in, now.bytes_in, now.relayed, now.refused, now.handshakes
+            ",\"packets_in_total\":{},\"bytes_in_total\":{},\"relayed_total\":{},\"refused_total\":{},\"handshakes_total\":{},\"slow_consumers_total\":{}",
+            now.packets_in, now.bytes_in, now.relayed, now.refused, now.handshakes, now.slow_consumers
         ));
         s.push_str(",\"drops\":{");
         let parts: Vec<String> = drops
@@ -327,8 +332,8 @@ fn stats_line(
             s.push_str(&format!(" {k}={v:.1}"));
         }
         s.push_str(&format!(
-            " relayed_total={} refused_total={} handshakes_total={}",
-            now.relayed, now.refused, now.handshakes
+            " relayed_total={} refused_total={} handshakes_total={} slow_consumers_total={}",
+            now.relayed, now.refused, now.handshakes, now.slow_consumers
         ));
         let parts: Vec<String> = drops
             .iter()

@@ -33,7 +33,7 @@ pub mod websocket;
 pub use custom::{CustomBuilder, CustomMultiplayerPeer, Outgoing, OutgoingPacket};
 pub use enet::{
     ClientRole, Compression, ENetBuilder, ENetMultiplayerPeer, PeerStats, ServerRole, TotalStats,
-    DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_SERVER_SOCKET_BUFFER,
+    DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_SERVER_SOCKET_BUFFER,
 };
 pub use enet_wrapper::Error as EnetError;
 pub use error::{Error, NotAllowed, Result};

@@ -56,6 +56,9 @@ const LISTENER_TOKEN: Token = Token(1);
 /// it; a timer that stayed due would otherwise make the wait a busy loop.
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 
+/// How often the ENet clients' queues are held against `ENetBuilder::max_queued_bytes`.
+const QUEUE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The WebSocket side: the listener, the wait over every socket, and its counts.
 #[derive(Debug)]
 struct WsSide {
@@ -156,6 +159,7 @@ impl ServerDriver {
         if self.ws.is_none() {
             // ENet alone: ENet's own wait.
             self.enet_pass(timeout, &mut polled)?;
+            self.check_enet_queues(Instant::now());
             return Ok(polled);
         }
         // Whatever the application queued leaves before the wait.
@@ -204,9 +208,46 @@ impl ServerDriver {
         if let Some(ws) = self.ws.as_mut() {
             ws.happened = happened;
         }
+        self.check_enet_queues(now);
         self.send_announcements();
         self.flush_all();
         Ok(polled)
+    }
+
+    /// Disconnects ENet clients for whom ENet holds more than the cap (queued, or sent and not
+    /// acknowledged), at most every [`QUEUE_CHECK_INTERVAL`]; counted as slow consumers. Their
+    /// queues are freed at once (ENet's disconnect resets them) and the others are told.
+    fn check_enet_queues(&mut self, now: Instant) {
+        let Some(state) = self.enet.as_mut() else {
+            return;
+        };
+        let cap = state.max_queued;
+        if cap == 0
+            || state
+                .queues_checked
+                .is_some_and(|t| now.saturating_duration_since(t) < QUEUE_CHECK_INTERVAL)
+        {
+            return;
+        }
+        state.queues_checked = Some(now);
+        let Some(host) = state.host.as_mut() else {
+            return;
+        };
+        let slow: Vec<PeerHandle> = host
+            .peers()
+            .filter(|&h| host.queued_bytes(h, cap).is_ok_and(|bytes| bytes > cap))
+            .collect();
+        for handle in slow {
+            state.stats.slow_consumers += 1;
+            let id = self.session.link_closed(&Link::Enet(handle));
+            log::warn!(
+                "peer {} is a slow consumer: over {cap} bytes queued for it; disconnecting it",
+                id.unwrap_or(0)
+            );
+            if let Ok(mut peer) = host.peer_mut(handle) {
+                peer.disconnect(DisconnectReason::SlowConsumer.code());
+            }
+        }
     }
 
     /// Handles ENet's events (waiting up to `wait` for the first).
@@ -791,6 +832,7 @@ impl ServerDriver {
             stats.bytes_out += w.bytes_out;
             stats.relayed += w.relayed;
             stats.handshakes += w.handshakes;
+            stats.slow_consumers += w.slow_consumers;
             let oversize = stats.drops.get(DropReason::Oversize);
             stats
                 .drops

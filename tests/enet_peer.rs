@@ -737,3 +737,121 @@ fn servers_ask_for_4_mib_socket_buffers_and_the_size_is_an_option() {
         2 * (256 * 1024).min(cap)
     );
 }
+
+/// A client that stops acknowledging (it is never serviced again) while another floods
+/// reliable broadcasts: past the server's queue cap it is disconnected as a slow consumer with
+/// its reason code, counted, the others are told, and the flood goes on reaching the honest
+/// client in full, without the server's memory growing with what the stuck client never took.
+/// (With `max_queued_bytes(CAP)`, no cap, the process grows by about 1 KiB per packet.)
+#[test]
+fn a_client_that_stops_acknowledging_is_disconnected_as_a_slow_consumer() {
+    use support::robust::rss_kib;
+    const CAP: usize = 256 << 10;
+    const PACKETS: usize = 80_000;
+    const SIZE: usize = 1000;
+    let mut server = enet_server().max_queued_bytes(CAP).build().unwrap();
+    let port = server.local_port().unwrap();
+    let mut honest = enet_client(port).build().unwrap();
+    let mut flooder = enet_client(port).build().unwrap();
+    let mut stuck = RawClient::connect(port, 777);
+    let mut honest_got = 0usize;
+    let mut honest_events = Vec::new();
+    let mut server_events = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut poll_all = |server: &mut ENetMultiplayerPeer,
+                        honest: &mut ENetMultiplayerPeer,
+                        flooder: &mut ENetMultiplayerPeer,
+                        honest_got: &mut usize| {
+        server.poll().unwrap();
+        honest.poll().unwrap();
+        flooder.poll().unwrap();
+        while let Some(e) = server.pop_event() {
+            server_events.push(e);
+        }
+        // The server's copy of each broadcast, taken as a game server takes it.
+        while server.get_packet().is_some() {}
+        while let Some(e) = honest.pop_event() {
+            honest_events.push(e);
+        }
+        while let Some(p) = honest.get_packet() {
+            assert_eq!(p.data.len(), SIZE);
+            *honest_got += 1;
+        }
+        while flooder.get_packet().is_some() {}
+        while flooder.pop_event().is_some() {}
+    };
+    // Everyone in, and the stuck client told of the others (then it is never serviced again).
+    while server.peer_ids().len() < 3 || stuck.received().len() < 2 {
+        poll_all(&mut server, &mut honest, &mut flooder, &mut honest_got);
+        stuck.pump();
+        assert!(Instant::now() < end, "clients did not connect");
+    }
+    let stuck_id = 777;
+    let rss_before = rss_kib();
+    let payload = vec![0x5a; SIZE];
+    // The process's size once a quarter of the flood is through (the stuck client long gone,
+    // the in-flight window and the allocator's pools at their size).
+    let mut rss_quarter = None;
+    let mut sent = 0;
+    while sent < PACKETS || honest_got < PACKETS {
+        assert!(
+            Instant::now() < end,
+            "flood: {sent} sent, {honest_got} reached the honest client"
+        );
+        // Paced: at most 2000 in flight to the honest client (ENet walks its unacknowledged
+        // list per acknowledgement; thousands more would only slow the test down).
+        while sent < PACKETS && sent - honest_got < 2000 {
+            flooder
+                .send(Target::Broadcast, TransferMode::Reliable, 0, &payload)
+                .unwrap();
+            sent += 1;
+        }
+        poll_all(&mut server, &mut honest, &mut flooder, &mut honest_got);
+        if rss_quarter.is_none() && honest_got >= PACKETS / 4 {
+            rss_quarter = Some(rss_kib());
+        }
+    }
+    let rss_end = rss_kib();
+    let grown_kib = rss_end.saturating_sub(rss_before);
+    let late_kib = rss_end.saturating_sub(rss_quarter.unwrap());
+    let stats = server.stats();
+    assert_eq!(stats.slow_consumers, 1, "{stats:?}");
+    assert!(
+        server_events.contains(&PeerEvent::PeerDisconnected(stuck_id)),
+        "{server_events:?}"
+    );
+    assert!(
+        honest_events.contains(&PeerEvent::PeerDisconnected(stuck_id)),
+        "the honest client is told: {honest_events:?}"
+    );
+    assert!(!server.peer_ids().contains(&stuck_id));
+    assert_eq!(
+        honest_got, PACKETS,
+        "every packet reached the honest client"
+    );
+    // 80 MB went through: had the stuck client's share stayed queued, the last three quarters
+    // alone would have grown the process by 60 MB.
+    assert!(
+        late_kib < 4 << 10,
+        "the process grew by {late_kib} KiB over the last 60 MB of a flood with a stuck client \
+         ({grown_kib} KiB in all)"
+    );
+    // Serviced again, the stuck client learns why.
+    let start = Instant::now();
+    while stuck.disconnect_data().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no disconnect reached the stuck client"
+        );
+        stuck.pump();
+        server.poll().unwrap();
+    }
+    assert_eq!(
+        stuck.disconnect_data(),
+        Some(DisconnectReason::SlowConsumer.code())
+    );
+    eprintln!(
+        "slow consumer: process grew by {grown_kib} KiB over {PACKETS} x {SIZE} B, \
+         {late_kib} KiB over the last three quarters"
+    );
+}

@@ -8,6 +8,7 @@ use crate::inspect::Reject;
 use crate::intercept::{intercept_trampoline, resume_panic, HookScope, Hooks, InterceptFn};
 use crate::packet::release_if_unowned;
 use crate::peer::{next_token, PeerInfo, PeerMut, PeerState, Slot};
+use crate::queues::queued_bytes;
 use crate::timers::next_timer_ms;
 use crate::{Error, Event, Packet, PeerHandle, Result, Timeout};
 use enet_sys::{ENetEvent, ENetHost, ENetPeer};
@@ -491,6 +492,18 @@ impl Host {
             rejected_oversize: slot.rejected_oversize,
             rejected_channel: slot.rejected_channel,
         }
+    }
+
+    /// Payload bytes ENet holds for a peer on the way out: queued and not yet sent, or sent
+    /// reliably and not yet acknowledged. A peer that stops acknowledging while others send
+    /// to it grows this without bound (ENet only drops it at its timeout, seconds later).
+    /// ENet keeps no total: this walks the peer's command lists, and stops once the sum passes
+    /// `stop_above` (returning a value above it), so a cap check costs at most the cap's worth
+    /// of commands.
+    pub fn queued_bytes(&self, handle: PeerHandle, stop_above: usize) -> Result<usize> {
+        let raw = self.checked(handle)?;
+        // SAFETY: a checked live peer of this host; `&self`, so ENet is not running.
+        Ok(unsafe { queued_bytes(raw, stop_above) })
     }
 
     /// Mutable access to one peer, checked: a stale or foreign handle is an error.

@@ -46,6 +46,7 @@ mod inspect;
 mod intercept;
 mod packet;
 mod peer;
+mod queues;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timeout;

@@ -675,3 +675,34 @@ fn socket_buffers_are_granted_up_to_the_kernel_cap() {
     // Absurd sizes are an error, not a truncation.
     assert!(host.set_socket_buffers(usize::MAX).is_err());
 }
+
+#[test]
+fn queued_bytes_counts_what_a_peer_has_not_acknowledged() {
+    let mut s = server(2, 1);
+    let mut c = client(1);
+    let (on_server, _) = connect_pair(&mut s, &mut c, 1, 0);
+    assert_eq!(s.queued_bytes(on_server, usize::MAX).unwrap(), 0);
+    // The client is not serviced: nothing is acknowledged, so all of it stays with ENet, queued
+    // or in flight.
+    for _ in 0..100 {
+        s.peer_mut(on_server)
+            .unwrap()
+            .send(0, Packet::new(&[7u8; 1000], PacketFlags::RELIABLE).unwrap())
+            .unwrap();
+    }
+    assert_eq!(s.queued_bytes(on_server, usize::MAX).unwrap(), 100_000);
+    s.service(Duration::ZERO).unwrap();
+    assert_eq!(s.queued_bytes(on_server, usize::MAX).unwrap(), 100_000);
+    // The walk stops once past the bound.
+    let capped = s.queued_bytes(on_server, 10_000).unwrap();
+    assert!(capped > 10_000 && capped <= 11_000, "{capped}");
+    // Once the client has them all, ENet holds nothing.
+    let events = pump_until(&mut [&mut s, &mut c], |ev| received(ev, 1).len() == 100);
+    assert_eq!(received(&events, 1).len(), 100);
+    let start = Instant::now();
+    while s.queued_bytes(on_server, usize::MAX).unwrap() != 0 {
+        assert!(start.elapsed() < DEADLINE, "acknowledgements never came");
+        s.service(Duration::from_millis(1)).unwrap();
+        c.service(Duration::ZERO).unwrap();
+    }
+}

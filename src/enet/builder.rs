@@ -19,6 +19,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 5000;
 /// The socket buffers a server asks for by default (see [`ENetBuilder::socket_buffer_size`]).
 pub const DEFAULT_SERVER_SOCKET_BUFFER: usize = 4 << 20;
 
+/// The most bytes a server lets ENet hold for one client by default, queued or unacknowledged
+/// (see [`ENetBuilder::max_queued_bytes`]).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
+
 /// Asks for `bytes` of socket buffers on `host`, logging what the kernel would not grant.
 pub(crate) fn size_socket_buffers(host: &mut Host, bytes: usize) -> Result<()> {
     let granted = host.set_socket_buffers(bytes)?;
@@ -48,6 +52,7 @@ pub struct ServerRole {
     channel_limit: Option<usize>,
     handshake_ms: u32,
     websocket: Option<WebSocketListen>,
+    max_queued: usize,
 }
 
 /// The client's own options (see [`ENetBuilder<ClientRole>`](ENetBuilder)).
@@ -221,6 +226,7 @@ impl ENetBuilder<ServerRole> {
             channel_limit: None,
             handshake_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             websocket: None,
+            max_queued: DEFAULT_MAX_QUEUED_BYTES,
         })
     }
 
@@ -282,6 +288,19 @@ impl ENetBuilder<ServerRole> {
         self
     }
 
+    /// The most payload bytes ENet may hold for one client, queued or sent and not yet
+    /// acknowledged (default [`DEFAULT_MAX_QUEUED_BYTES`], 4 MiB; 0: no cap). A client that
+    /// stops acknowledging (a stalled game, a client that services its connection too rarely)
+    /// while others send to it would otherwise grow the server's memory until ENet times it
+    /// out, seconds later, or never if it answers now and then. Past the cap the client is
+    /// disconnected with [`DisconnectReason::SlowConsumer`](crate::DisconnectReason), its queue
+    /// freed at once, and counted in [`TotalStats::slow_consumers`](crate::TotalStats). Checked
+    /// every 100 ms; the check stops at the cap, so it costs little.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.role.max_queued = bytes;
+        self
+    }
+
     /// Starts listening.
     pub fn build(self) -> Result<ENetMultiplayerPeer> {
         let ServerRole {
@@ -290,6 +309,7 @@ impl ENetBuilder<ServerRole> {
             channel_limit,
             handshake_ms,
             websocket,
+            max_queued,
         } = self.role;
         if let Some(ws) = &websocket {
             ws.check()?;
@@ -329,7 +349,8 @@ impl ENetBuilder<ServerRole> {
         host.set_handshake_policy(Some(Box::new(move |usage: SlotUsage| {
             slots_short(usage).then_some(handshake)
         })));
-        let state = HostState::new(host, limits, self.common);
+        let mut state = HostState::new(host, limits, self.common);
+        state.max_queued = max_queued;
         let driver =
             ServerDriver::new(ServerSession::new(session), Some(state), websocket, limits)?;
         log::info!("server listening on {bind} (max {max_clients} clients)");

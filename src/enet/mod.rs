@@ -10,7 +10,8 @@ mod client;
 mod stats;
 
 pub use builder::{
-    ClientRole, ENetBuilder, ServerRole, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_SERVER_SOCKET_BUFFER,
+    ClientRole, ENetBuilder, ServerRole, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_SERVER_SOCKET_BUFFER,
 };
 pub use enet_wrapper::Compression;
 pub use stats::{PeerStats, TotalStats};
@@ -44,6 +45,10 @@ pub(crate) struct HostState {
     pub(crate) common: Common,
     /// ENet's rejections (oversize, channel) and handshakes of the host once it is closed.
     closed: (u64, u64, u64),
+    /// Server: the most bytes ENet may hold for one client (0: no cap).
+    pub(crate) max_queued: usize,
+    /// Server: when the queues were last checked against `max_queued`.
+    pub(crate) queues_checked: Option<std::time::Instant>,
 }
 
 impl HostState {
@@ -54,6 +59,8 @@ impl HostState {
             limits,
             common,
             closed: (0, 0, 0),
+            max_queued: 0,
+            queues_checked: None,
         }
     }
 

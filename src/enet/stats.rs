@@ -23,6 +23,9 @@ pub struct TotalStats {
     pub handshakes: u64,
     /// Dropped packets, by reason.
     pub drops: DropCounts,
+    /// Server: clients disconnected as slow consumers (more queued for them than the cap:
+    /// `ENetBuilder::max_queued_bytes`, `WebSocketListen::max_queued_bytes`).
+    pub slow_consumers: u64,
 }
 
 /// One connected peer as seen from here.
