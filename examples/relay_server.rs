@@ -13,8 +13,8 @@
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, Target, TlsIdentity,
-    TotalStats, TransferMode, WebSocketListen,
+    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, ServerPackets, Target,
+    TlsIdentity, TotalStats, TransferMode, WebSocketListen,
 };
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -160,7 +160,14 @@ fn run(args: &Args) -> Result<(), String> {
         .peer_timeout(args.timeout_limit, args.timeout_min_ms, args.timeout_max_ms)
         .rate_limit((args.rate_limit > 0).then_some(args.rate_limit))
         .handshake_timeout_ms(args.handshake_timeout_ms)
-        .max_queued_bytes(args.max_queued_bytes);
+        .max_queued_bytes(args.max_queued_bytes)
+        // A pure relay: of the packets addressed to the server (its share of every broadcast)
+        // only SIMPLIFY_PATH reaches the loop below; the rest are neither copied nor queued.
+        .server_packets(if args.no_confirm_paths {
+            ServerPackets::None
+        } else {
+            ServerPackets::Matching(enet_multiplayer::api::wire::is_simplify_path)
+        });
     if let Some(listen) = websocket {
         builder = builder.websocket(listen);
     }
@@ -225,13 +232,11 @@ fn run(args: &Args) -> Result<(), String> {
                 other => log::debug!("{other:?}"),
             }
         }
-        // Packets addressed to the server itself: a relay has no use for them, but it answers
-        // a SIMPLIFY_PATH with CONFIRM_PATH as Godot's own server does, so that a Godot client
-        // sends a broadcast RPC as one packet instead of one per peer.
+        // Packets addressed to the server itself (only SIMPLIFY_PATH gets here): a relay has
+        // no use for them, but it answers a SIMPLIFY_PATH with CONFIRM_PATH as Godot's own
+        // server does, so that a Godot client sends a broadcast RPC as one packet instead of
+        // one per peer.
         while let Some(packet) = server.get_packet() {
-            if args.no_confirm_paths {
-                continue;
-            }
             if let Some(confirm) = enet_multiplayer::api::wire::confirm_for_simplify(&packet.data) {
                 let to = Target::Peer(packet.from);
                 if let Err(e) = server.send(to, TransferMode::Reliable, 0, &confirm) {

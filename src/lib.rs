@@ -43,6 +43,7 @@ pub use peer::{
     PeerId, PeerQueues, Polled, Refusal, SendSettings, Target, TransferMode, MAX_PEER_ID,
     SERVER_ID,
 };
+pub use server::ServerPackets;
 pub use websocket::{
     TlsIdentity, WebSocketClientBuilder, WebSocketListen, WebSocketMultiplayerPeer,
     WebSocketServerBuilder, WebSocketStats,

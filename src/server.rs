@@ -72,6 +72,45 @@ struct WsSide {
     enet_backlog: bool,
 }
 
+/// Which packets addressed to the server (Godot target 1, and its share of broadcasts and
+/// exclusions) reach its application's [`get_packet`](crate::MultiplayerPeer::get_packet).
+///
+/// A pure relay whose application reads nothing sets [`ServerPackets::None`] (or `Matching`
+/// the few it answers): the server's copy of every broadcast is then neither copied nor
+/// queued, where a queue nobody drains would grow by every broadcast. What is left out is
+/// counted in [`TotalStats::not_for_application`](crate::TotalStats).
+///
+/// ```
+/// use enet_multiplayer::{ENetMultiplayerPeer, ServerPackets};
+/// // The relay server answers Godot's SIMPLIFY_PATH (its RPC path cache) and reads nothing else.
+/// let server = ENetMultiplayerPeer::server(0)
+///     .bind_address("127.0.0.1".parse().unwrap())
+///     .server_packets(ServerPackets::Matching(enet_multiplayer::api::wire::is_simplify_path))
+///     .build()?;
+/// # Ok::<(), enet_multiplayer::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub enum ServerPackets {
+    /// Every one, as Godot (the default).
+    #[default]
+    All,
+    /// None: the application reads no packets.
+    None,
+    /// Those whose payload (after the transport's header) the function accepts.
+    Matching(fn(&[u8]) -> bool),
+}
+
+impl ServerPackets {
+    /// Whether a packet with this payload goes to the application.
+    fn wants(self, payload: &[u8]) -> bool {
+        match self {
+            ServerPackets::All => true,
+            ServerPackets::None => false,
+            ServerPackets::Matching(f) => f(payload),
+        }
+    }
+}
+
 /// The server. See the module docs.
 #[derive(Debug)]
 pub(crate) struct ServerDriver {
@@ -85,6 +124,10 @@ pub(crate) struct ServerDriver {
     open: bool,
     /// WebSocket totals kept once the listener is gone.
     ws_closed: Option<WebSocketStats>,
+    /// Which packets for the server its application takes.
+    pub(crate) server_packets: ServerPackets,
+    /// Packets for the server that `server_packets` left out.
+    not_for_application: u64,
 }
 
 impl ServerDriver {
@@ -129,6 +172,8 @@ impl ServerDriver {
             limits,
             open: true,
             ws_closed: None,
+            server_packets: ServerPackets::All,
+            not_for_application: 0,
         })
     }
 
@@ -212,6 +257,16 @@ impl ServerDriver {
         self.send_announcements();
         self.flush_all();
         Ok(polled)
+    }
+
+    /// Whether the server's copy of a packet with this payload goes to the application
+    /// (counting those that do not).
+    fn for_application(&mut self, payload: &[u8]) -> bool {
+        let wanted = self.server_packets.wants(payload);
+        if !wanted {
+            self.not_for_application += 1;
+        }
+        wanted
     }
 
     /// Disconnects ENet clients for whom ENet holds more than the cap (queued, or sent and not
@@ -368,7 +423,7 @@ impl ServerDriver {
         let Ok(accepted) = self.session.receive(&Link::Enet(peer), inbound, now) else {
             return;
         };
-        if accepted.route.local {
+        if accepted.route.local && self.for_application(&packet.data()[HEADER_LEN..]) {
             self.session.queues_mut().push_packet(Packet {
                 from: accepted.from,
                 channel: protocol::logical_channel(channel).unwrap_or(0),
@@ -485,7 +540,7 @@ impl ServerDriver {
             }
         };
         let target = header.map_or(0, |h| h.to);
-        if accepted.route.local {
+        if accepted.route.local && self.for_application(&message[WS_HEADER_LEN..]) {
             self.session.queues_mut().push_packet(Packet {
                 from: accepted.from,
                 channel: 0,
@@ -841,6 +896,7 @@ impl ServerDriver {
             stats.drops.set(DropReason::TooLargeForWebSocket, large);
         }
         stats.refused = self.session.refused().total();
+        stats.not_for_application = self.not_for_application;
         for (reason, n) in self.session.drops().iter() {
             if !matches!(
                 reason,

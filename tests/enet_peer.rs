@@ -855,3 +855,32 @@ fn a_client_that_stops_acknowledging_is_disconnected_as_a_slow_consumer() {
          {late_kib} KiB over the last three quarters"
     );
 }
+
+/// `ServerPackets::Matching`: the server's application gets only the packets the filter
+/// accepts (the rest counted, not queued); the relaying is untouched.
+#[test]
+fn server_packets_matching_keeps_the_rest_from_the_application() {
+    use enet_multiplayer::ServerPackets;
+    let mut c = enet_cluster(
+        2,
+        enet_server().server_packets(ServerPackets::Matching(|p| p.first() == Some(&9))),
+        |c| c,
+    );
+    for first in [8u8, 9, 8] {
+        c.nodes[1]
+            .peer
+            .send(Target::Broadcast, TransferMode::Reliable, 0, &[first, 1, 2])
+            .unwrap();
+    }
+    c.wait("the other client has all three", |c| {
+        c.nodes[2].packets.len() == 3
+    });
+    c.wait("the server has its one", |c| !c.nodes[0].packets.is_empty());
+    c.settle(
+        Duration::from_millis(100),
+        |c| c.nodes[0].packets.len() > 1,
+        "the server's application gets only the matching packet",
+    );
+    assert_eq!(&c.nodes[0].packets[0].data[..], &[9, 1, 2]);
+    assert_eq!(c.nodes[0].peer.stats().not_for_application, 2);
+}

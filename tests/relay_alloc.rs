@@ -11,14 +11,16 @@
 //! - broadcast (target 0) and exclusion (target -n) allocate nothing for the relaying itself;
 //!   the only allocation is the copy of the payload for the server's own application (those
 //!   targets include the server, PROTOCOL.md), at most one per received packet;
-//! - the server's own `send` to every client allocates nothing in Rust.
+//! - the server's own `send` to every client allocates nothing in Rust;
+//! - a pure relay (`ServerPackets::None`, as the relay server runs) allocates nothing for
+//!   broadcasts and exclusions either: the server's copy is neither made nor queued.
 //!
 //! Run with `cargo test --release --test relay_alloc -- --nocapture` to see the counts.
 
 mod support;
 
 use enet_multiplayer::protocol::HEADER_LEN;
-use enet_multiplayer::{MultiplayerPeer, PeerEvent, Target, TransferMode};
+use enet_multiplayer::{MultiplayerPeer, PeerEvent, ServerPackets, Target, TransferMode};
 use enet_wrapper::{Event, PacketFlags};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
@@ -80,8 +82,12 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Rig {
-        let server = enet_server().max_clients(8).build().expect("server");
+    fn new(server_packets: ServerPackets) -> Rig {
+        let server = enet_server()
+            .max_clients(8)
+            .server_packets(server_packets)
+            .build()
+            .expect("server");
         let port = server.local_port().unwrap();
         let clients = (0..CLIENTS)
             .map(|i| Client {
@@ -247,7 +253,7 @@ fn report(name: &str, m: &Measured) {
 
 #[test]
 fn relaying_allocates_nothing_per_packet() {
-    let mut rig = Rig::new();
+    let mut rig = Rig::new(ServerPackets::All);
     let others = (CLIENTS - 1) as u64;
     let peer = rig.clients[1].raw.id as i32;
     let excluded = -(rig.clients[2].raw.id as i32);
@@ -294,5 +300,34 @@ fn relaying_allocates_nothing_per_packet() {
     assert_eq!(
         own.allocations, 0,
         "the server's own send must not allocate"
+    );
+
+    // A pure relay (the relay server's setting: its application reads none of the packets
+    // addressed to it): the server's copy is neither made nor queued, so broadcasts and
+    // exclusions allocate nothing either.
+    drop(rig);
+    let mut rig = Rig::new(ServerPackets::None);
+    rig.relay(0, WARMUP, others);
+    rig.relay(excluded, WARMUP, others - 1);
+    let skipped0 = rig.server.stats().not_for_application;
+    let broadcast = measure(&mut rig, |r| r.relay(0, MEASURED, others));
+    report("pure relay: broadcast (0)", &broadcast);
+    let exclusion = measure(&mut rig, |r| r.relay(excluded, MEASURED, others - 1));
+    report("pure relay: all-but-one (-n)", &exclusion);
+    for (name, m) in [("broadcast", &broadcast), ("exclusion", &exclusion)] {
+        assert_eq!(
+            m.local, 0,
+            "pure relay {name}: nothing reaches the application"
+        );
+        assert_eq!(
+            m.allocations, 0,
+            "pure relay {name}: {} allocations for {} packets",
+            m.allocations, m.received_by_server
+        );
+    }
+    assert_eq!(
+        rig.server.stats().not_for_application - skipped0,
+        2 * u64::from(MEASURED),
+        "each left-out server copy is counted"
     );
 }

@@ -194,6 +194,20 @@ pub fn confirm_path(path: &str) -> Vec<u8> {
     out
 }
 
+/// Whether a packet is Godot's SIMPLIFY_PATH (its first byte): the one kind a relay answers,
+/// with [`confirm_for_simplify`]. A filter for
+/// [`ServerPackets::Matching`](crate::ServerPackets).
+///
+/// ```
+/// use enet_multiplayer::api::wire::is_simplify_path;
+/// assert!(is_simplify_path(b"\x02\x01\0\0\0Main\0"));
+/// assert!(!is_simplify_path(&[4, 1, 2]));
+/// assert!(!is_simplify_path(&[]));
+/// ```
+pub fn is_simplify_path(packet: &[u8]) -> bool {
+    packet.first() == Some(&SIMPLIFY_PATH)
+}
+
 /// What Godot answers to a SIMPLIFY_PATH packet: the CONFIRM_PATH for its path, to be sent
 /// reliably to its sender alone. `None` for any other packet. A relay that answers this lets
 /// Godot clients send broadcast RPCs as one packet (Godot sends the short form only once every

@@ -5,7 +5,7 @@ use super::client::ClientDriver;
 use super::{ENetMultiplayerPeer, HostState};
 use crate::error::{Error, Result};
 use crate::protocol::{HEADER_LEN, MAX_LOGICAL_CHANNEL, SYSTEM_CHANNELS};
-use crate::server::ServerDriver;
+use crate::server::{ServerDriver, ServerPackets};
 use crate::session::ServerSession;
 use crate::session::{Limits, ServerConfig};
 use crate::websocket::WebSocketListen;
@@ -53,6 +53,7 @@ pub struct ServerRole {
     handshake_ms: u32,
     websocket: Option<WebSocketListen>,
     max_queued: usize,
+    server_packets: ServerPackets,
 }
 
 /// The client's own options (see [`ENetBuilder<ClientRole>`](ENetBuilder)).
@@ -227,6 +228,7 @@ impl ENetBuilder<ServerRole> {
             handshake_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             websocket: None,
             max_queued: DEFAULT_MAX_QUEUED_BYTES,
+            server_packets: ServerPackets::All,
         })
     }
 
@@ -301,6 +303,14 @@ impl ENetBuilder<ServerRole> {
         self
     }
 
+    /// Which packets addressed to the server its application takes (default all, as Godot);
+    /// a relay that reads nothing says so, and the server's copy of each broadcast is then
+    /// neither copied nor queued. See [`ServerPackets`].
+    pub fn server_packets(mut self, which: ServerPackets) -> Self {
+        self.role.server_packets = which;
+        self
+    }
+
     /// Starts listening.
     pub fn build(self) -> Result<ENetMultiplayerPeer> {
         let ServerRole {
@@ -310,6 +320,7 @@ impl ENetBuilder<ServerRole> {
             handshake_ms,
             websocket,
             max_queued,
+            server_packets,
         } = self.role;
         if let Some(ws) = &websocket {
             ws.check()?;
@@ -351,8 +362,9 @@ impl ENetBuilder<ServerRole> {
         })));
         let mut state = HostState::new(host, limits, self.common);
         state.max_queued = max_queued;
-        let driver =
+        let mut driver =
             ServerDriver::new(ServerSession::new(session), Some(state), websocket, limits)?;
+        driver.server_packets = server_packets;
         log::info!("server listening on {bind} (max {max_clients} clients)");
         Ok(ENetMultiplayerPeer::from_server(driver))
     }

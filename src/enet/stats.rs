@@ -26,6 +26,9 @@ pub struct TotalStats {
     /// Server: clients disconnected as slow consumers (more queued for them than the cap:
     /// `ENetBuilder::max_queued_bytes`, `WebSocketListen::max_queued_bytes`).
     pub slow_consumers: u64,
+    /// Server: packets for the server that its `ServerPackets` setting kept from the
+    /// application (neither copied nor queued).
+    pub not_for_application: u64,
 }
 
 /// One connected peer as seen from here.

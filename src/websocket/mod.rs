@@ -50,7 +50,7 @@ use crate::peer::{
     Polled, SendSettings, Target, TransferMode, SERVER_ID,
 };
 use crate::relay::DropCounts;
-use crate::server::ServerDriver;
+use crate::server::{ServerDriver, ServerPackets};
 use crate::session::{Limits, ServerConfig, ServerSession};
 use client::ClientDriver;
 use rustls::pki_types::pem::PemObject;
@@ -266,6 +266,7 @@ pub struct WebSocketStats {
 pub struct WebSocketServerBuilder {
     listen: WebSocketListen,
     session: ServerConfig,
+    server_packets: ServerPackets,
 }
 
 impl WebSocketServerBuilder {
@@ -290,6 +291,13 @@ impl WebSocketServerBuilder {
     /// Most packets per second accepted from one client (default: no limit).
     pub fn rate_limit(mut self, packets_per_second: Option<u32>) -> Self {
         self.session.rate_limit = packets_per_second;
+        self
+    }
+
+    /// Which packets addressed to the server its application takes (default all, as Godot);
+    /// see [`ServerPackets`].
+    pub fn server_packets(mut self, which: ServerPackets) -> Self {
+        self.server_packets = which;
         self
     }
 
@@ -323,12 +331,13 @@ impl WebSocketServerBuilder {
             logical_channels: 256,
             max_packet_size: self.listen.max_outgoing_message - WS_HEADER_LEN,
         };
-        let driver = ServerDriver::new(
+        let mut driver = ServerDriver::new(
             ServerSession::new(self.session),
             None,
             Some(self.listen),
             limits,
         )?;
+        driver.server_packets = self.server_packets;
         Ok(WebSocketMultiplayerPeer {
             driver: Driver::Server(Box::new(driver)),
         })
@@ -413,6 +422,7 @@ impl WebSocketMultiplayerPeer {
         WebSocketServerBuilder {
             listen: WebSocketListen::new(port),
             session: ServerConfig::default(),
+            server_packets: ServerPackets::All,
         }
     }
 
