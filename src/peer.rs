@@ -218,6 +218,10 @@ pub struct SendSettings {
     pub channel: u8,
 }
 
+/// The most entries a queue keeps room for once it is empty again; a larger one (left by a
+/// backlog) is freed.
+const KEPT_CAPACITY: usize = 1024;
+
 /// The two queues every peer keeps: events and received packets. Public so that custom
 /// implementations of [`MultiplayerPeer`] can reuse it.
 #[derive(Debug, Clone, Default)]
@@ -235,7 +239,12 @@ impl PeerQueues {
 
     /// Takes the oldest event.
     pub fn pop_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > KEPT_CAPACITY {
+            // After a backlog (a join storm), the queue's memory goes back.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Queues a received packet.
@@ -245,7 +254,12 @@ impl PeerQueues {
 
     /// Takes the oldest packet.
     pub fn pop_packet(&mut self) -> Option<Packet> {
-        self.packets.pop_front()
+        let packet = self.packets.pop_front();
+        if self.packets.is_empty() && self.packets.capacity() > KEPT_CAPACITY {
+            // After a backlog, the queue's memory goes back.
+            self.packets = VecDeque::new();
+        }
+        packet
     }
 
     /// The oldest packet, left in place.

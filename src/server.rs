@@ -59,6 +59,17 @@ const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 /// How often the ENet clients' queues are held against `ENetBuilder::max_queued_bytes`.
 const QUEUE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Events and packets handled since the allocator last gave memory back that make a burst
+/// worth giving memory back after (a 1000-client join storm is about 2000 events; 50,000
+/// packets of 1 KiB are 50 MB through the queues).
+const TRIM_AFTER_WORK: u64 = 2_000;
+/// Work is counted in windows of this length...
+const QUIET_WINDOW: Duration = Duration::from_millis(100);
+/// ...and a window with less than this is a quiet one: the burst is over.
+const QUIET_WINDOW_WORK: u64 = 64;
+/// The shortest time between two trims (each walks the heap: milliseconds for 100 MB).
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The WebSocket side: the listener, the wait over every socket, and its counts.
 #[derive(Debug)]
 struct WsSide {
@@ -128,6 +139,11 @@ pub(crate) struct ServerDriver {
     pub(crate) server_packets: ServerPackets,
     /// Packets for the server that `server_packets` left out.
     not_for_application: u64,
+    /// Events and packets handled since the allocator last gave memory back, and when.
+    work_since_trim: u64,
+    last_trim: Option<Instant>,
+    /// The current window of work: when it began, and what it has seen.
+    window: (Instant, u64),
 }
 
 impl ServerDriver {
@@ -174,6 +190,9 @@ impl ServerDriver {
             ws_closed: None,
             server_packets: ServerPackets::All,
             not_for_application: 0,
+            work_since_trim: 0,
+            last_trim: None,
+            window: (Instant::now(), 0),
         })
     }
 
@@ -197,6 +216,47 @@ impl ServerDriver {
     // ---- polling ---------------------------------------------------------------------------
 
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<Polled> {
+        let polled = self.poll_once(timeout)?;
+        self.after_burst(&polled, Instant::now());
+        Ok(polled)
+    }
+
+    /// Once a burst is over (a quiet [`QUIET_WINDOW`] after at least [`TRIM_AFTER_WORK`]
+    /// events and packets), hands the memory it freed back to the system: glibc keeps what
+    /// was freed in its pools, so a server that held 100 MB for a join storm or a flood would
+    /// stay that large while idle.
+    fn after_burst(&mut self, polled: &Polled, now: Instant) {
+        let work = (polled.events + polled.packets) as u64;
+        self.work_since_trim += work;
+        self.window.1 += work;
+        if now.saturating_duration_since(self.window.0) < QUIET_WINDOW {
+            return;
+        }
+        let quiet = self.window.1 < QUIET_WINDOW_WORK;
+        self.window = (now, 0);
+        if !quiet
+            || self.work_since_trim < TRIM_AFTER_WORK
+            || self
+                .last_trim
+                .is_some_and(|t| now.saturating_duration_since(t) < TRIM_INTERVAL)
+        {
+            return;
+        }
+        let released = enet_wrapper::release_free_memory();
+        log::debug!(
+            "burst of {} events and packets over: free memory {}",
+            self.work_since_trim,
+            if released {
+                "given back"
+            } else {
+                "kept (nothing to give back)"
+            }
+        );
+        self.work_since_trim = 0;
+        self.last_trim = Some(now);
+    }
+
+    fn poll_once(&mut self, timeout: Duration) -> Result<Polled> {
         let mut polled = Polled::default();
         if !self.open {
             return Ok(polled);
