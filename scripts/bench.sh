@@ -2,7 +2,7 @@
 # Benchmarks: builds everything in release mode, runs the criterion benchmarks, then drives three
 # servers through the same load configurations with examples/load.rs, interleaved, BENCH_REPS
 # times each (default 5; 3 for the long connect and overload tests):
-#   ours     examples/relay_server.rs with its default settings (--compression none)
+#   ours     the relay-server binary with its default settings (--compression none)
 #   minimal  examples/minimal_relay.rs: a busy-polling relay written directly on enet-wrapper
 #   godot    the real Godot 3.2 engine (godot3-server) running benches/godot/bench_server.gd
 # and writes BENCHMARKS.md (medians, ratios, machine, commands) and BENCHMARKS.svg (delivered
@@ -37,7 +37,7 @@ if [ "$RUN" = 1 ]; then
     : >"$RESULTS"
     rm -f "$RAW"/server-*.log "$RAW"/run-info
     echo "bench: building (release)" >&2
-    cargo build --release --example relay_server --example minimal_relay --example load
+    cargo build --release --features relay-server --bin relay-server --example minimal_relay --example load
 elif [ ! -s "$RESULTS" ] || [ ! -f "$RAW/run-info" ]; then
     echo "bench: BENCH_REPORT_ONLY=1 but there are no results in $RAW; run scripts/bench.sh first" >&2
     exit 1
@@ -105,7 +105,7 @@ server_cmd() { # kind port relay|norelay max_clients -> the command line (report
     local off="" godot_relay=1 max=${4:-32}
     if [ "${3:-relay}" = norelay ]; then off=" --no-relay"; godot_relay=0; fi
     case $1 in
-        ours) echo "$PIN_SERVER $BIN/relay_server --port $2 --bind 127.0.0.1 --compression none --max-clients $max --stats-interval 0$off" ;;
+        ours) echo "$PIN_SERVER $TARGET_DIR/release/relay-server --port $2 --bind 127.0.0.1 --compression none --max-clients $max --stats-interval 0$off" ;;
         minimal) echo "$PIN_SERVER $BIN/minimal_relay --port $2 --bind 127.0.0.1 --compression none --max-clients $max$off" ;;
         godot) echo "env BENCH_PORT=$2 BENCH_MAX_CLIENTS=$max BENCH_SLEEP_USEC=0 BENCH_TIMEOUT=900 BENCH_RELAY=$godot_relay $PIN_SERVER $GODOT --path $ROOT/benches/godot -s res://bench_server.gd" ;;
     esac
@@ -206,7 +206,7 @@ if [ "$RUN" = 1 ]; then
     # What the report needs to know about this run, kept for BENCH_REPORT_ONLY=1.
     GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     # The code under test: uncommitted changes there make the commit id meaningless.
-    if [ -n "$(git status --porcelain -- src enet-wrapper examples/relay_server.rs 2>/dev/null)" ]; then
+    if [ -n "$(git status --porcelain -- src enet-wrapper 2>/dev/null)" ]; then
         GIT_REV="$GIT_REV (with uncommitted changes in src/, enet-wrapper/ or the relay server)"
     fi
     {

@@ -98,7 +98,7 @@ def read_profile(path):
                 cats["kernel (UDP, syscalls)"] += pct
             elif dso.startswith("libc"):
                 cats["libc (malloc, free, syscall stubs)"] += pct
-            elif dso in ("relay_server", "minimal_relay"):
+            elif dso in ("relay-server", "relay_server", "minimal_relay"):
                 if "::" in sym or sym.startswith("<") or sym.startswith("_ZN"):
                     cats["Rust (src/, enet-wrapper, std)"] += pct
                     rust.append((pct, sym))
@@ -301,7 +301,7 @@ def intro_section(rep):
     w("")
     w("Three servers, measured in the same run so that their ratios hold on a noisy shared machine:")
     w("")
-    w("- **ours**: `examples/relay_server.rs` with its default settings (it busy-polls for "
+    w("- **ours**: the `relay-server` binary with its default settings (it busy-polls for "
       "`--busy-poll-us=1000` µs after traffic, then blocks in the socket up to 100 ms), "
       "`--compression none`.")
     w("- **minimal**: `examples/minimal_relay.rs`, the ceiling: a relay written directly on "
@@ -629,7 +629,7 @@ def commands_section(rep):
     w = md.append
     w("## Commands")
     w("")
-    w("Build: `cargo build --release --example relay_server --example minimal_relay --example load`. "
+    w("Build: `cargo build --release --features relay-server --bin relay-server --example minimal_relay --example load`. "
       "Servers (PORT changes per run; each run starts a fresh server; MAX_CLIENTS is 32, the default "
       "of our relay server and of Godot's `create_server`, except 1024 for the connect tests):")
     w("")

@@ -8,7 +8,7 @@
 # send RPC_BENCH_COUNT (200) broadcast RPCs rpc("hit", i, "some text") and count the hits they
 # receive, and reads how many ENet packets (and payload bytes) the server received from clients.
 # Configurations, interleaved, RPC_BENCH_REPS (3) times each:
-#   confirm     examples/relay_server.rs as it is (answers SIMPLIFY_PATH with CONFIRM_PATH)
+#   confirm     the relay-server binary as it is (answers SIMPLIFY_PATH with CONFIRM_PATH)
 #   no-confirm  the same with --no-confirm-paths (the old behaviour: never answers)
 #   godot       Godot 3.2's own server (benches/godot/rpc_relay_server.gd: MultiplayerAPI, relay
 #               on), counted by a small UDP proxy in front of it that parses the ENet commands
@@ -24,7 +24,7 @@
 # Environment: RPC_BENCH_COUNT (200), RPC_BENCH_CLIENTS (8), RPC_BENCH_REPS (3),
 #   RPC_BENCH_PORT (17950: first port; each run takes the next), RPC_BENCH_SKIP_GODOT=1,
 #   GODOT_BIN (godot3-server). Needs python3 and a built relay server
-#   (cargo build --release --example relay_server). Raw results: target/bench/rpc_paths/.
+#   (cargo build --release --features relay-server --bin relay-server). Raw results: target/bench/rpc_paths/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,7 +35,7 @@ REPS=${RPC_BENCH_REPS:-3}
 PORT=${RPC_BENCH_PORT:-17950}
 GODOT=${GODOT_BIN:-godot3-server}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-RELAY=$TARGET_DIR/release/examples/relay_server
+RELAY=$TARGET_DIR/release/relay-server
 OUT=$TARGET_DIR/bench/rpc_paths
 RESULTS=$OUT/results.jsonl
 MARKDOWN=""
@@ -47,7 +47,7 @@ elif [ -n "${1:-}" ]; then
 fi
 CLIENT_TIMEOUT_S=30
 
-[ -x "$RELAY" ] || { echo "bench_rpc_paths: $RELAY missing: cargo build --release --example relay_server" >&2; exit 1; }
+[ -x "$RELAY" ] || { echo "bench_rpc_paths: $RELAY missing: cargo build --release --features relay-server --bin relay-server" >&2; exit 1; }
 command -v "$GODOT" >/dev/null 2>&1 || { echo "bench_rpc_paths: $GODOT not found" >&2; exit 1; }
 CONFIGS="confirm no-confirm godot"
 [ "${RPC_BENCH_SKIP_GODOT:-0}" = 1 ] && CONFIGS="confirm no-confirm"

@@ -3,7 +3,7 @@
 # load configurations with examples/ws_load.rs, in rounds (BENCH_WS_REPS, default 3): in each
 # round every server runs every configuration back to back, the servers taking turns going first.
 #   ws      examples/ws_relay.rs: WebSocketMultiplayerPeer::server alone (ours)
-#   mixed   examples/relay_server.rs --ws-port: ENet and WebSocket in one room (ours)
+#   mixed   relay-server --ws-port: ENet and WebSocket in one room (ours)
 #   godot   the real Godot 3.2 engine (godot3-server) running benches/godot/bench_server.gd with BENCH_TRANSPORT=ws:
 #           WebSocketServer.listen(port, PoolStringArray(), true) as the tree's network_peer
 # Each run gets a fresh server. The server is pinned to CPU 0 and the load generator to CPU 1
@@ -40,7 +40,7 @@ if [ "$RUN" = 1 ]; then
     : >"$RESULTS"
     rm -f "$RAW"/server-*.log "$RAW"/load.log "$RAW"/run-info
     echo "bench_ws: building (release)" >&2
-    cargo build --release --example ws_load --example ws_relay --example relay_server >&2
+    cargo build --release --features relay-server --bin relay-server --example ws_load --example ws_relay >&2
 elif [ ! -s "$RESULTS" ] || [ ! -f "$RAW/run-info" ]; then
     echo "bench_ws: BENCH_WS_REPORT_ONLY=1 but no results in $RAW; run scripts/bench_ws.sh first" >&2
     exit 1
@@ -83,7 +83,7 @@ fi
 server_cmd() { # kind port -> the command line (report and running)
     case $1 in
         ws) echo "$PIN_SERVER $BIN/ws_relay --port $2 --bind 127.0.0.1 --max-clients 64" ;;
-        mixed) echo "$PIN_SERVER $BIN/relay_server --port $2 --ws-port $(($2 + 1)) --bind 127.0.0.1 --compression none --max-clients 64 --stats-interval 0" ;;
+        mixed) echo "$PIN_SERVER $TARGET_DIR/release/relay-server --port $2 --ws-port $(($2 + 1)) --bind 127.0.0.1 --compression none --max-clients 64 --stats-interval 0" ;;
         godot) echo "env BENCH_TRANSPORT=ws BENCH_PORT=$2 BENCH_SLEEP_USEC=0 BENCH_TIMEOUT=300 $PIN_SERVER $GODOT --path $ROOT/benches/godot -s res://bench_server.gd" ;;
     esac
 }
@@ -144,7 +144,7 @@ done
 
 if [ "$RUN" = 1 ]; then
     GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    if [ -n "$(git status --porcelain -- src enet-wrapper examples/relay_server.rs examples/ws_relay.rs 2>/dev/null)" ]; then
+    if [ -n "$(git status --porcelain -- src enet-wrapper examples/ws_relay.rs 2>/dev/null)" ]; then
         GIT_REV="$GIT_REV (with uncommitted changes in src/, enet-wrapper/ or the servers)"
     fi
     {
@@ -381,7 +381,7 @@ w("")
 w("Three servers, in the same run, a fresh server for every run, taking turns going first in each round:")
 w("")
 w(f"- **ours, WebSocket only**: `examples/ws_relay.rs` (`WebSocketMultiplayerPeer::server`, the same loop as the relay server: busy-polls 1 ms after traffic, then blocks in the readiness wait): `{env.get('BWS_CMD_WS')}`")
-w(f"- **ours, mixed**: `examples/relay_server.rs` with a WebSocket port, ENet and WebSocket clients in one room: `{env.get('BWS_CMD_MIXED')}` (ENet port 7000, WebSocket port 7001)")
+w(f"- **ours, mixed**: the `relay-server` binary with a WebSocket port, ENet and WebSocket clients in one room: `{env.get('BWS_CMD_MIXED')}` (ENet port 7000, WebSocket port 7001)")
 w(f"- **Godot 3.2**: the real engine ({env.get('BWS_GODOT', '?')}) running `benches/godot/bench_server.gd` with `BENCH_TRANSPORT=ws`: a `WebSocketServer` listening with `listen(port, PoolStringArray(), true)`, the tree's `network_peer` (the MultiplayerAPI polls it every frame and takes the server's copy of every broadcast), default buffers, `low_processor_usage_mode_sleep_usec = 0`: `{env.get('BWS_CMD_GODOT')}`")
 w("")
 w("The load is `examples/ws_load.rs` (one thread): raw tungstenite WebSocket clients on one readiness wait, `TCP_NODELAY`, and, against the mixed server, the crate's `ENetMultiplayerPeer` clients (compression none, reliable). "

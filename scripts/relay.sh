@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENET_MP_SKIP_GODOT=1 ENET_MP_SKIP_BROWSER=1 bash scripts/install-deps.sh
-exec cargo run --release --example relay_server -- "$@"
+exec cargo run --release --features relay-server --bin relay-server -- "$@"

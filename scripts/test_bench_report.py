@@ -41,7 +41,7 @@ ENV = {
     "BENCH_KERNEL": "Linux 6.18.44",
     "BENCH_RUSTC": "rustc 1.95.0",
     "BENCH_GODOT_VERSION": "3.2.3.stable.custom_build",
-    "BENCH_CMD_OURS": "taskset -c 0 target/release/examples/relay_server --port PORT",
+    "BENCH_CMD_OURS": "taskset -c 0 target/release/relay-server --port PORT",
     "BENCH_CMD_MINIMAL": "taskset -c 0 target/release/examples/minimal_relay --port PORT",
     "BENCH_CMD_GODOT": "env BENCH_PORT=PORT godot3-server -s res://bench_server.gd",
     "BENCH_PIN_LOAD": "taskset -c 1",

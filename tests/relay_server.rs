@@ -1,5 +1,6 @@
 //! The dedicated relay server as a process: flags, signals, stats, rate limit, idle cost, and
-//! the chat example talking through it. Spawns the built example binaries.
+//! the chat example talking through it. Spawns the `relay-server` binary Cargo built for this
+//! test (feature `relay-server`; scripts/test.sh enables it) and the example binaries.
 
 use enet_multiplayer::{
     Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer,
@@ -15,9 +16,12 @@ use support::process::{example, free_port, free_tcp_port, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
+/// The relay server binary, built by Cargo for this test (never a stale file).
+const RELAY: &str = env!("CARGO_BIN_EXE_relay-server");
+
 /// The relay server on `port` (loopback, no compression), once it says it listens.
 fn spawn_relay(port: u16, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(example("relay_server"));
+    let mut cmd = Command::new(RELAY);
     cmd.args([
         "--port",
         &port.to_string(),
@@ -83,10 +87,7 @@ fn meshed(cs: &[Client]) -> bool {
 
 #[test]
 fn help_lists_every_flag_with_its_default_and_env() {
-    let out = Command::new(example("relay_server"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = Command::new(RELAY).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for (flag, default, env) in [
@@ -143,10 +144,7 @@ fn bad_flags_exit_2_with_one_line() {
         vec!["--stats-interval", "-1"],
         vec!["--frobnicate"],
     ] {
-        let out = Command::new(example("relay_server"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(RELAY).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
@@ -157,7 +155,7 @@ fn bad_flags_exit_2_with_one_line() {
 #[test]
 fn environment_variables_set_flags() {
     let port = free_port();
-    let mut cmd = Command::new(example("relay_server"));
+    let mut cmd = Command::new(RELAY);
     cmd.env("RELAY_PORT", port.to_string())
         .env("RELAY_BIND", "127.0.0.1")
         .env("RELAY_COMPRESSION", "none")
@@ -189,7 +187,7 @@ fn environment_variables_set_flags() {
 fn port_in_use_exits_1_with_a_clear_message() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let out = Command::new(example("relay_server"))
+    let out = Command::new(RELAY)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .output()
         .unwrap();

@@ -112,7 +112,7 @@ if godot_hits:
            f"per run (expected {clients * count}).", ""]
 if problems:
     md += ["**Problems in this run:** " + "; ".join(problems) + ".", ""]
-md += [f"Command: `{cmd}` (needs `cargo build --release --example relay_server` and "
+md += [f"Command: `{cmd}` (needs `cargo build --release --features relay-server --bin relay-server` and "
        f"`godot3-server`; took {elapsed} s). Raw results: `target/bench/rpc_paths/results.jsonl`.", "",
        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
        f"{platform.release()}. These are counts of packets, not timings: they do not depend on "

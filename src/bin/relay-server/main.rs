@@ -1,8 +1,9 @@
 //! The dedicated relay server: a Godot-3-compatible `NetworkedMultiplayerENet` server that
-//! relays between its clients and runs unattended.
+//! relays between its clients and runs unattended. Built with the `relay-server` feature:
+//! `cargo install --path . --features relay-server` installs it, `scripts/relay.sh` runs it.
 //!
 //! ```text
-//! cargo run --release --example relay_server -- --port 7777 [--max-clients N] [--bind ADDR]
+//! relay-server --port 7777 [--max-clients N] [--bind ADDR]
 //!     [--no-relay] [--compression none|range-coder] [--stats-interval SECS] [--stats-json]
 //!     [--ws-port Q [--tls-cert CERT.pem --tls-key KEY.pem]] ...
 //! ```
