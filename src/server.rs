@@ -16,7 +16,7 @@ use crate::peer::{
 };
 use crate::protocol::{self, Header, SystemMessage, CHANNEL_CONFIG, CHANNEL_RELIABLE, HEADER_LEN};
 use crate::relay::{DropReason, Forward};
-use crate::session::{Announcement, Inbound, Limits, ServerSession};
+use crate::session::{Announcement, Inbound, Limits, RefusalCounts, ServerSession};
 use crate::websocket::frame::{self, Kind, WsHeader, WS_HEADER_LEN};
 use crate::websocket::listener::{ConnId, Listener, WsEvent};
 use crate::websocket::{close_code, Ended, WebSocketListen, WebSocketStats};
@@ -861,6 +861,60 @@ impl ServerDriver {
             }
         }
         Ok(())
+    }
+
+    /// Starts a graceful shutdown: refuses new connections and tells every client the server
+    /// is closing (ENet: a disconnect with [`DisconnectReason::ServerClosed`] once what is queued
+    /// for it has gone; WebSocket: a close frame with its close code). Each client stays until
+    /// it acknowledges (its `PeerDisconnected` follows then) or its transport gives up; returns
+    /// how many were told.
+    pub(crate) fn drain(&mut self) -> usize {
+        if !self.open {
+            return 0;
+        }
+        self.session.set_refuse_new_connections(true);
+        let links: Vec<Link> = self
+            .session
+            .peer_ids()
+            .filter_map(|id| self.session.link_of(id))
+            .collect();
+        let now = Instant::now();
+        let code = DisconnectReason::ServerClosed.code();
+        for link in &links {
+            match *link {
+                Link::Enet(handle) => {
+                    if let Some(Ok(mut peer)) = self
+                        .enet
+                        .as_mut()
+                        .and_then(|e| e.host.as_mut())
+                        .map(|h| h.peer_mut(handle))
+                    {
+                        peer.disconnect_later(code);
+                    }
+                }
+                Link::Ws(conn) => {
+                    if let Some(ws) = self.ws.as_mut() {
+                        ws.listener.close(
+                            conn,
+                            close_code(DisconnectReason::ServerClosed),
+                            "server closing",
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        self.flush_all();
+        log::info!(
+            "draining: refusing new connections, {} clients told the server is closing",
+            links.len()
+        );
+        links.len()
+    }
+
+    /// Refused connections by reason.
+    pub(crate) fn refusals(&self) -> RefusalCounts {
+        *self.session.refused()
     }
 
     pub(crate) fn close(&mut self) {

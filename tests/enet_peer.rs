@@ -884,3 +884,118 @@ fn server_packets_matching_keeps_the_rest_from_the_application() {
     assert_eq!(&c.nodes[0].packets[0].data[..], &[9, 1, 2]);
     assert_eq!(c.nodes[0].peer.stats().not_for_application, 2);
 }
+
+/// `drain()`: new connections refused, every client told the server is closing (ENet and
+/// WebSocket alike), each gone once it acknowledged, the packets queued before it delivered.
+#[test]
+fn drain_tells_every_client_and_waits_for_them() {
+    use enet_multiplayer::{WebSocketListen, WebSocketMultiplayerPeer};
+    use std::net::Ipv4Addr;
+    let mut server = enet_server()
+        .websocket(WebSocketListen::new(0).bind_address(Ipv4Addr::LOCALHOST))
+        .build()
+        .unwrap();
+    let port = server.local_port().unwrap();
+    let ws_port = server.websocket_port().unwrap();
+    let mut enet = enet_client(port).build().unwrap();
+    let mut ws = WebSocketMultiplayerPeer::client(format!("ws://127.0.0.1:{ws_port}/"))
+        .build()
+        .unwrap();
+    let mut enet_events = Vec::new();
+    let mut ws_events = Vec::new();
+    let mut server_events = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut pump = |server: &mut ENetMultiplayerPeer,
+                    enet: &mut ENetMultiplayerPeer,
+                    ws: &mut WebSocketMultiplayerPeer,
+                    enet_events: &mut Vec<PeerEvent>,
+                    ws_events: &mut Vec<PeerEvent>| {
+        assert!(Instant::now() < end, "timed out");
+        server.poll_timeout(Duration::from_millis(1)).unwrap();
+        enet.poll().unwrap();
+        ws.poll().unwrap();
+        while let Some(e) = server.pop_event() {
+            server_events.push(e);
+        }
+        while let Some(e) = enet.pop_event() {
+            enet_events.push(e);
+        }
+        while let Some(e) = ws.pop_event() {
+            ws_events.push(e);
+        }
+    };
+    while server.peer_ids().len() < 2
+        || !enet_events.contains(&PeerEvent::ConnectionSucceeded)
+        || !ws_events.contains(&PeerEvent::ConnectionSucceeded)
+    {
+        pump(
+            &mut server,
+            &mut enet,
+            &mut ws,
+            &mut enet_events,
+            &mut ws_events,
+        );
+    }
+    // Something queued just before the drain still arrives.
+    server
+        .send(Target::Broadcast, TransferMode::Reliable, 0, b"last words")
+        .unwrap();
+    assert_eq!(server.drain(), 2);
+    assert!(server.is_refusing_new_connections());
+    let mut late = enet_client(port).build().unwrap();
+    let mut late_events = Vec::new();
+    let mut enet_got = Vec::new();
+    let mut ws_got = Vec::new();
+    while !server.peer_ids().is_empty()
+        || !enet_events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::ServerDisconnected(_)))
+        || !ws_events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::ServerDisconnected(_)))
+        || !late_events.iter().any(|e| {
+            matches!(
+                e,
+                PeerEvent::ServerDisconnected(_) | PeerEvent::ConnectionFailed(_)
+            )
+        })
+    {
+        pump(
+            &mut server,
+            &mut enet,
+            &mut ws,
+            &mut enet_events,
+            &mut ws_events,
+        );
+        late.poll().unwrap();
+        while let Some(e) = late.pop_event() {
+            late_events.push(e);
+        }
+        while let Some(p) = enet.get_packet() {
+            enet_got.push(p.data.to_vec());
+        }
+        while let Some(p) = ws.get_packet() {
+            ws_got.push(p.data.to_vec());
+        }
+    }
+    let closed = PeerEvent::ServerDisconnected(DisconnectReason::ServerClosed);
+    assert!(enet_events.contains(&closed), "{enet_events:?}");
+    assert!(ws_events.contains(&closed), "{ws_events:?}");
+    assert_eq!(enet_got, vec![b"last words".to_vec()]);
+    assert_eq!(ws_got, vec![b"last words".to_vec()]);
+    let refused = DisconnectReason::Refused(Refusal::NotAccepting);
+    assert!(
+        late_events.contains(&PeerEvent::ServerDisconnected(refused))
+            || late_events.contains(&PeerEvent::ConnectionFailed(refused)),
+        "{late_events:?}"
+    );
+    assert_eq!(
+        server_events
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::PeerDisconnected(_)))
+            .count(),
+        2
+    );
+    assert_eq!(server.refusals().not_accepting, 1);
+    server.close();
+}

@@ -269,6 +269,44 @@ impl ENetMultiplayerPeer {
         }
     }
 
+    /// Server: starts a graceful shutdown, as before an update. New connections are refused
+    /// and every client is told the server is closing ([`DisconnectReason::ServerClosed`]:
+    /// an ENet disconnect once what is queued for it has gone, a WebSocket close frame). Keep
+    /// polling: each client's `PeerDisconnected` follows as it acknowledges (or as its
+    /// transport gives up on it); once [`peer_ids`](Self::peer_ids) is empty, or a deadline
+    /// has passed, [`close`](MultiplayerPeer::close). Returns how many clients were told; a
+    /// client does nothing.
+    ///
+    /// ```
+    /// use enet_multiplayer::{ENetMultiplayerPeer, MultiplayerPeer};
+    /// use std::time::{Duration, Instant};
+    /// let mut server = ENetMultiplayerPeer::server(0)
+    ///     .bind_address("127.0.0.1".parse().unwrap())
+    ///     .build()?;
+    /// server.drain();
+    /// let deadline = Instant::now() + Duration::from_secs(2);
+    /// while !server.peer_ids().is_empty() && Instant::now() < deadline {
+    ///     server.poll_timeout(Duration::from_millis(50))?;
+    ///     while server.pop_event().is_some() {}
+    /// }
+    /// server.close();
+    /// # Ok::<(), enet_multiplayer::Error>(())
+    /// ```
+    pub fn drain(&mut self) -> usize {
+        match &mut self.driver {
+            Driver::Server(s) => s.drain(),
+            Driver::Client(_) => 0,
+        }
+    }
+
+    /// Server: connections refused since it started, by reason (a client: all zero).
+    pub fn refusals(&self) -> crate::session::RefusalCounts {
+        match &self.driver {
+            Driver::Server(s) => s.refusals(),
+            Driver::Client(_) => crate::session::RefusalCounts::default(),
+        }
+    }
+
     /// Ids of the connected peers: on a server its clients; on a client the server and the
     /// clients it announced.
     pub fn peer_ids(&self) -> Vec<PeerId> {
