@@ -4,7 +4,7 @@
 
 use enet_multiplayer::{
     Compression, ConnectionStatus, DisconnectReason, ENetMultiplayerPeer, MultiplayerPeer,
-    PeerEvent, Target, TransferMode, WebSocketMultiplayerPeer,
+    PeerEvent, Refusal, Target, TransferMode, WebSocketMultiplayerPeer,
 };
 use std::io::Write;
 use std::net::UdpSocket;
@@ -29,6 +29,9 @@ fn spawn_relay(port: u16, extra: &[&str]) -> Proc {
         "127.0.0.1",
         "--compression",
         "none",
+        // Any free port: tests run relays side by side.
+        "--http",
+        "127.0.0.1:0",
     ])
     .args(extra)
     .env("RUST_LOG", "info");
@@ -160,6 +163,7 @@ fn environment_variables_set_flags() {
         .env("RELAY_BIND", "127.0.0.1")
         .env("RELAY_COMPRESSION", "none")
         .env("RELAY_MAX_CLIENTS", "1")
+        .env("RELAY_HTTP", "127.0.0.1:0")
         .env("RUST_LOG", "info");
     let mut relay = Proc::spawn(cmd);
     relay.wait_line(
@@ -240,7 +244,11 @@ fn sigterm_or_sigint_disconnects_everyone_and_exits_0(sig: &str) {
     for c in &cs {
         assert_eq!(c.peer.connection_status(), ConnectionStatus::Disconnected);
     }
-    relay.wait_line(|l| l.contains("shut down: 3 clients disconnected"), LIMIT);
+    // A drain: every client acknowledged, none was left to cut off.
+    relay.wait_line(
+        |l| l.contains("shut down (every client acknowledged): 0 clients still connected"),
+        LIMIT,
+    );
     eprintln!("{sig}: clients noticed after {noticed:?}, process exited after {exited:?}");
 }
 
@@ -633,4 +641,461 @@ fn idle_server_with_100_enet_and_100_websocket_clients_uses_almost_no_cpu() {
         "idle server used {:.1}% of a core",
         share * 100.0
     );
+}
+
+// ---- the HTTP listener --------------------------------------------------------------------
+
+/// The port of the relay's HTTP listener, from its log line.
+fn http_port(relay: &mut Proc) -> u16 {
+    let line = relay.wait_line(|l| l.contains("http on 127.0.0.1:"), LIMIT);
+    let after = &line[line.find("http on 127.0.0.1:").unwrap() + "http on 127.0.0.1:".len()..];
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// One request: (status, body). `token` adds `Authorization: Bearer`.
+fn http(method: &str, port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut request = ureq::request(method, &url).timeout(Duration::from_secs(5));
+    if let Some(t) = token {
+        request = request.set("Authorization", &format!("Bearer {t}"));
+    }
+    match request.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+/// One sample of /metrics: name, sorted labels, value (a histogram: its count).
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// /metrics parsed with a Prometheus text-format parser.
+fn scrape(port: u16) -> Vec<Sample> {
+    let (status, body) = http("GET", port, "/metrics", None);
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    scrape
+        .samples
+        .into_iter()
+        .filter_map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(h) => {
+                    h.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                prometheus_parse::Value::Summary(_) => return None,
+            };
+            let mut labels: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            labels.sort();
+            Some((s.metric, labels, value))
+        })
+        .collect()
+}
+
+/// The value of `name` with `label` (or the only one when `None`), panicking when absent.
+fn metric(samples: &[Sample], name: &str, label: Option<(&str, &str)>) -> f64 {
+    samples
+        .iter()
+        .find(|(n, labels, _)| {
+            n == name
+                && label.map_or(true, |(k, v)| {
+                    labels.iter().any(|(lk, lv)| lk == k && lv == v)
+                })
+        })
+        .map(|s| s.2)
+        .unwrap_or_else(|| panic!("no {name} {label:?} in /metrics"))
+}
+
+#[test]
+fn metrics_move_with_traffic() {
+    let port = free_port();
+    let mut relay = spawn_relay(port, &[]);
+    let hp = http_port(&mut relay);
+    let before = scrape(hp);
+    assert_eq!(
+        metric(&before, "relay_peers", Some(("transport", "enet"))),
+        0.0
+    );
+    assert_eq!(metric(&before, "relay_accepting", None), 1.0);
+    assert_eq!(
+        metric(
+            &before,
+            "relay_packets_in_total",
+            Some(("transport", "enet"))
+        ),
+        0.0
+    );
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    let to = cs[1].peer.unique_id();
+    for i in 0..10u8 {
+        cs[0]
+            .peer
+            .send(Target::Peer(to), TransferMode::Reliable, 0, &[i; 100])
+            .unwrap();
+    }
+    pump_until(&mut cs, "ten relayed packets", |cs| cs[1].got.len() == 10);
+    // The loop publishes 4 times a second: scrape until the counters show the traffic.
+    let start = Instant::now();
+    let after = loop {
+        let s = scrape(hp);
+        if metric(&s, "relay_relayed_total", Some(("transport", "enet"))) >= 10.0 {
+            break s;
+        }
+        assert!(start.elapsed() < LIMIT, "the counters never moved");
+        pump_until(&mut cs, "a moment", |_| true);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let enet = Some(("transport", "enet"));
+    assert_eq!(metric(&after, "relay_peers", enet), 2.0);
+    assert_eq!(metric(&after, "relay_packets_in_total", enet), 10.0);
+    assert_eq!(metric(&after, "relay_relayed_total", enet), 10.0);
+    // 10 packets of 8 + 100 bytes in; out: the relayed ones and the two ADD_PEERs.
+    assert_eq!(metric(&after, "relay_bytes_in_total", enet), 1080.0);
+    assert!(metric(&after, "relay_packets_out_total", enet) >= 12.0);
+    assert!(metric(&after, "relay_handshakes_total", enet) >= 2.0);
+    assert_eq!(
+        metric(&after, "relay_peers", Some(("transport", "websocket"))),
+        0.0
+    );
+    assert!(metric(&after, "relay_uptime_seconds", None) > 0.0);
+    assert!(metric(&after, "relay_rtt_milliseconds_count", None) > 0.0);
+    assert_eq!(
+        metric(
+            &after,
+            "relay_drops_total",
+            Some(("reason", "unknown_target"))
+        ),
+        0.0
+    );
+    // A packet to nobody: dropped and counted by reason.
+    cs[0]
+        .peer
+        .send(Target::Peer(to), TransferMode::Reliable, 0, b"x")
+        .unwrap();
+    let _ = cs.remove(1);
+    let start = Instant::now();
+    loop {
+        pump_until(&mut cs, "a moment", |_| true);
+        let s = scrape(hp);
+        if metric(&s, "relay_peers", enet) == 1.0 {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "the departure never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without --admin-token the admin endpoints are off.
+    let (status, body) = http("POST", hp, "/admin/refuse", Some("anything"));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(http("GET", hp, "/nothing", None).0, 404);
+}
+
+#[test]
+fn status_json_lists_the_peers_of_both_transports() {
+    let port = free_port();
+    let ws_port = free_tcp_port();
+    let mut relay = spawn_relay(port, &["--ws-port", &ws_port.to_string()]);
+    let hp = http_port(&mut relay);
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    let mut ws = WebSocketMultiplayerPeer::client(format!("ws://127.0.0.1:{ws_port}/"))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        pump_until(&mut cs, "a moment", |_| true);
+        ws.poll().unwrap();
+        while ws.pop_event().is_some() {}
+        let (code, body) = http("GET", hp, "/status.json", None);
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["peers"].as_array().is_some_and(|p| p.len() == 3) {
+            break v;
+        }
+        assert!(start.elapsed() < LIMIT, "status never showed 3 peers: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut transports: Vec<&str> = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["transport"].as_str().unwrap())
+        .collect();
+    transports.sort_unstable();
+    assert_eq!(transports, ["enet", "enet", "websocket"]);
+    let ids: Vec<u64> = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    for c in &cs {
+        assert!(ids.contains(&u64::from(c.peer.unique_id())), "{ids:?}");
+    }
+    assert_eq!(status["totals"]["websocket_peers"], 1);
+    assert_eq!(status["websocket_port"], ws_port);
+    let page = http("GET", hp, "/status", None);
+    assert_eq!(page.0, 200);
+    assert!(
+        page.1.contains("/status.json"),
+        "the page reads /status.json"
+    );
+}
+
+#[test]
+fn health_and_readiness_through_a_drain_that_waits_for_acknowledgements() {
+    use support::raw::RawClient;
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--drain-ms", "1500"]);
+    let hp = http_port(&mut relay);
+    assert_eq!(http("GET", hp, "/healthz", None), (200, "ok\n".into()));
+    assert_eq!(http("GET", hp, "/readyz", None), (200, "ready\n".into()));
+    // One honest client, and one that will stop servicing its connection (it never
+    // acknowledges the server's goodbye).
+    let mut cs = clients(port, 1);
+    let mut stuck = RawClient::connect(port, 4242);
+    let start = Instant::now();
+    loop {
+        pump_until(&mut cs, "a moment", |_| true);
+        stuck.pump();
+        let (_, body) = http("GET", hp, "/status.json", None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["totals"]["peers"] == 2 {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "clients did not connect: {v}");
+    }
+    let sent = Instant::now();
+    relay.signal("TERM");
+    // Draining: alive, not ready.
+    let start = Instant::now();
+    loop {
+        pump_until(&mut cs, "a moment", |_| true);
+        let ready = http("GET", hp, "/readyz", None);
+        if ready.0 == 503 {
+            assert_eq!(ready.1, "draining\n");
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "/readyz stayed {ready:?}");
+    }
+    assert_eq!(http("GET", hp, "/healthz", None).0, 200);
+    pump_until(&mut cs, "the honest client told", |cs| {
+        cs[0].events.contains(&PeerEvent::ServerDisconnected(
+            DisconnectReason::ServerClosed,
+        ))
+    });
+    let told = sent.elapsed();
+    let status = relay
+        .wait_exit(Duration::from_secs(5))
+        .expect("the relay exits after the drain time");
+    let exited = sent.elapsed();
+    assert_eq!(status.code(), Some(0));
+    // The stuck client never acknowledged: the relay waited the whole drain, not much more.
+    assert!(
+        exited >= Duration::from_millis(1400) && exited < Duration::from_millis(3500),
+        "exited {exited:?} after SIGTERM with --drain-ms 1500"
+    );
+    relay.wait_line(
+        |l| l.contains("shut down (the drain time passed): 1 clients still connected"),
+        LIMIT,
+    );
+    eprintln!("drain: honest client told after {told:?}, exit after {exited:?}");
+}
+
+#[test]
+fn admin_endpoints_refuse_accept_and_kick() {
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--admin-token", "s3cret"]);
+    let hp = http_port(&mut relay);
+    assert_eq!(http("POST", hp, "/admin/refuse", None).0, 401);
+    assert_eq!(http("POST", hp, "/admin/refuse", Some("wrong")).0, 401);
+    assert_eq!(http("GET", hp, "/admin/refuse", Some("s3cret")).0, 404);
+    assert_eq!(http("POST", hp, "/admin/kick", Some("s3cret")).0, 400);
+    assert_eq!(http("POST", hp, "/admin/refuse", Some("s3cret")).0, 202);
+    let start = Instant::now();
+    while http("GET", hp, "/readyz", None).0 != 503 {
+        assert!(start.elapsed() < LIMIT, "/readyz never said not ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        http("GET", hp, "/readyz", None).1,
+        "refusing new connections\n"
+    );
+    let mut refused = clients(port, 1);
+    pump_until(&mut refused, "the refusal", |cs| {
+        cs[0].events.iter().any(|e| {
+            matches!(
+                e,
+                PeerEvent::ServerDisconnected(DisconnectReason::Refused(Refusal::NotAccepting))
+                    | PeerEvent::ConnectionFailed(DisconnectReason::Refused(Refusal::NotAccepting))
+            )
+        })
+    });
+    assert_eq!(http("POST", hp, "/admin/accept", Some("s3cret")).0, 202);
+    let start = Instant::now();
+    while http("GET", hp, "/readyz", None).0 != 200 {
+        assert!(start.elapsed() < LIMIT, "/readyz never said ready again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    let victim = cs[1].peer.unique_id();
+    let (status, body) = http(
+        "POST",
+        hp,
+        &format!("/admin/kick?id={victim}"),
+        Some("s3cret"),
+    );
+    assert_eq!(status, 202, "{body}");
+    pump_until(&mut cs, "the kick", |cs| {
+        cs[1]
+            .events
+            .contains(&PeerEvent::ServerDisconnected(DisconnectReason::Kicked))
+            && cs[0].events.contains(&PeerEvent::PeerDisconnected(victim))
+    });
+    let s = scrape(hp);
+    assert!(
+        metric(
+            &s,
+            "relay_refusals_total",
+            Some(("reason", "not_accepting"))
+        ) >= 1.0
+            || {
+                // Published 4 times a second: give it a moment.
+                std::thread::sleep(Duration::from_millis(400));
+                metric(
+                    &scrape(hp),
+                    "relay_refusals_total",
+                    Some(("reason", "not_accepting")),
+                ) >= 1.0
+            }
+    );
+}
+
+#[test]
+fn exit_when_empty_ends_the_process_once_the_room_emptied() {
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--exit-when-empty", "0.5"]);
+    // Nobody has joined yet: it waits for its match.
+    assert!(
+        relay.wait_exit(Duration::from_millis(1200)).is_none(),
+        "exited before anyone joined"
+    );
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    // One leaves: the room is not empty.
+    let mut last = cs.pop().unwrap();
+    drop(cs);
+    assert!(
+        relay.wait_exit(Duration::from_millis(1200)).is_none(),
+        "exited with a client in the room"
+    );
+    last.peer.close();
+    let left = Instant::now();
+    let status = relay
+        .wait_exit(LIMIT)
+        .expect("exits once the room stayed empty");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        left.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        left.elapsed()
+    );
+    relay.wait_line(|l| l.contains("--exit-when-empty"), LIMIT);
+}
+
+/// /status in headless Chromium: the page lists every connected peer (ENet and WebSocket),
+/// draws the last minute's rates, and refreshes itself when a peer leaves. Screenshot:
+/// target/browser-test/status.png.
+#[test]
+fn the_status_page_shows_the_connected_peers_in_a_browser() {
+    use support::browser::{self, Chromium};
+    let Some(bin) = browser::require_chromium() else {
+        return;
+    };
+    let port = free_port();
+    let ws_port = free_tcp_port();
+    let mut relay = spawn_relay(port, &["--ws-port", &ws_port.to_string()]);
+    let hp = http_port(&mut relay);
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    let mut ws = WebSocketMultiplayerPeer::client(format!("ws://127.0.0.1:{ws_port}/"))
+        .build()
+        .unwrap();
+    // Some traffic for the charts.
+    let to = cs[1].peer.unique_id();
+    let pump = |cs: &mut Vec<Client>, ws: &mut WebSocketMultiplayerPeer| {
+        let _ = cs[0]
+            .peer
+            .send(Target::Peer(to), TransferMode::Unreliable, 0, &[1; 64]);
+        pump_until(cs, "a moment", |_| true);
+        ws.poll().unwrap();
+        while ws.pop_event().is_some() {}
+        while ws.get_packet().is_some() {}
+    };
+    let mut chrome = Chromium::launch(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://127.0.0.1:{hp}/status");
+    let tab = chrome
+        .open(&url, &mut || pump(&mut cs, &mut ws))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = "document.querySelectorAll('#peers tr[data-id]').length";
+    let limit = Duration::from_secs(20);
+    let r = chrome.wait_for(&tab, &format!("{rows} === 3"), limit, &mut || {
+        pump(&mut cs, &mut ws)
+    });
+    r.unwrap_or_else(|e| panic!("{e}\n{}", chrome.console_text()));
+    // The charts have a line once two seconds of rates are in.
+    let charted =
+        "(() => { const l = document.querySelector('svg[data-key=packets_in_per_s] polyline'); \
+                   return !!l && l.getAttribute('points').split(' ').length >= 2; })()";
+    let r = chrome.wait_for(&tab, charted, limit, &mut || pump(&mut cs, &mut ws));
+    r.unwrap_or_else(|e| panic!("{e}\n{}", chrome.console_text()));
+    let listed = chrome
+        .eval(
+            &tab,
+            "Array.from(document.querySelectorAll('#peers tr[data-id]')).map(r => \
+             [Number(r.dataset.id), r.children[1].textContent])",
+            &mut || pump(&mut cs, &mut ws),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = listed.as_array().unwrap().clone();
+    for c in &cs {
+        let id = u64::from(c.peer.unique_id());
+        assert!(
+            listed.iter().any(|r| r[0] == id && r[1] == "enet"),
+            "{id} missing: {listed:?}"
+        );
+    }
+    assert!(listed.iter().any(|r| r[1] == "websocket"), "{listed:?}");
+    let badge = chrome
+        .eval(
+            &tab,
+            "document.getElementById('badge').textContent",
+            &mut || pump(&mut cs, &mut ws),
+        )
+        .unwrap();
+    assert_eq!(badge, "accepting");
+    let shot = browser::artefact_dir().join("status.png");
+    chrome
+        .screenshot(&tab, &shot, &mut || pump(&mut cs, &mut ws))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A client leaves: the page follows by itself.
+    ws.close();
+    let r = chrome.wait_for(&tab, &format!("{rows} === 2"), limit, &mut || {
+        pump(&mut cs, &mut ws)
+    });
+    r.unwrap_or_else(|e| panic!("{e}\n{}", chrome.console_text()));
+    assert!(chrome.close(), "chromium did not exit");
+    eprintln!("status page screenshot: {}", shot.display());
 }

@@ -11,16 +11,22 @@
 //! through env_logger (`RUST_LOG`, default `info`); stats lines go to stdout. It runs until
 //! SIGINT or SIGTERM, then disconnects every client at once and exits 0.
 
+mod http;
+mod status;
+
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
     Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, ServerPackets, Target,
     TlsIdentity, TotalStats, TransferMode, WebSocketListen,
 };
+use http::Http;
+use signal_hook::iterator::Signals;
+use status::{Board, Command, Seen};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,6 +106,36 @@ struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Address of the HTTP listener: /metrics (Prometheus), /healthz, /readyz, /status,
+    /// /status.json, /admin/* (port 0 picks a free one).
+    #[arg(long, env = "RELAY_HTTP", default_value = "127.0.0.1:9777")]
+    http: std::net::SocketAddr,
+    /// No HTTP listener.
+    #[arg(long, env = "RELAY_NO_HTTP")]
+    no_http: bool,
+    /// Token the admin endpoints require (`Authorization: Bearer TOKEN`): POST /admin/refuse,
+    /// /admin/accept, /admin/kick?id=N, /admin/drain. Without it they are off.
+    #[arg(long, env = "RELAY_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// On SIGTERM (or SIGINT, or /admin/drain): stop accepting, tell every client the server
+    /// is closing, and wait up to this many milliseconds for them to acknowledge; then exit 0.
+    /// A second signal ends the wait at once.
+    #[arg(long, env = "RELAY_DRAIN_MS", default_value_t = 5000)]
+    drain_ms: u64,
+    /// Exit (0) once the room has been empty this many seconds after someone joined: one match
+    /// per process, as orchestrators run game servers (0: never).
+    #[arg(long, env = "RELAY_EXIT_WHEN_EMPTY", default_value_t = 0.0)]
+    exit_when_empty: f64,
+}
+
+/// How often the loop publishes its status and metrics for the HTTP thread.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts the drain: refuse new connections, tell every client; returns when it began.
+fn start_drain(server: &mut ENetMultiplayerPeer) -> Instant {
+    // The library logs the drain (one line).
+    server.drain();
+    Instant::now()
 }
 
 fn main() -> ExitCode {
@@ -122,6 +158,10 @@ fn main() -> ExitCode {
         eprintln!("error: --stats-interval must be a number of seconds >= 0");
         return ExitCode::from(2);
     }
+    if !(args.exit_when_empty >= 0.0 && args.exit_when_empty.is_finite()) {
+        eprintln!("error: --exit-when-empty must be a number of seconds >= 0");
+        return ExitCode::from(2);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -132,11 +172,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
-    }
+    // SIGTERM and SIGINT, counted: the first starts the drain, a second ends it at once.
+    let signals_seen = Arc::new(AtomicUsize::new(0));
+    let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    let signal_handle = signals.handle();
+    let counter = Arc::clone(&signals_seen);
+    let signal_thread = std::thread::spawn(move || {
+        for _ in signals.forever() {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
     let websocket = match args.ws_port {
         None if args.tls_cert.is_some() => return Err("--tls-cert needs --ws-port".into()),
         None => None,
@@ -202,13 +248,88 @@ fn run(args: &Args) -> Result<(), String> {
         args.compression
     );
 
+    let board = Arc::new(Board::new());
+    let mut seen = Seen::default();
+    // Published before the listener starts: /readyz never answers for a server it has not seen.
+    board.publish(&server, &mut seen, false);
+    let (commands_tx, commands) = mpsc::channel::<Command>();
+    let http = if args.no_http {
+        None
+    } else {
+        let http = Http::start(
+            args.http,
+            Arc::clone(&board),
+            commands_tx,
+            args.admin_token.clone(),
+        )?;
+        log::info!(
+            "http on {} (/metrics /healthz /readyz /status{})",
+            http.address,
+            if args.admin_token.is_some() {
+                " /admin"
+            } else {
+                ""
+            }
+        );
+        Some(http)
+    };
+    let mut last_publish = Some(Instant::now());
+    let mut draining: Option<Instant> = None;
+    let drain_for = Duration::from_millis(args.drain_ms);
+    let exit_when_empty =
+        (args.exit_when_empty > 0.0).then(|| Duration::from_secs_f64(args.exit_when_empty));
+    // Since when the room has been empty, once someone has joined.
+    let mut empty_since: Option<Instant> = None;
+    let mut ever_joined = false;
+
     let idle_wait = Duration::from_millis(100);
     let busy_window = Duration::from_micros(args.busy_poll_us);
     let stats_every =
         (args.stats_interval > 0.0).then(|| Duration::from_secs_f64(args.stats_interval));
     let mut last_traffic: Option<Instant> = None;
     let mut last_stats = (Instant::now(), server.stats());
-    while !stop.load(Ordering::Relaxed) {
+    let end = loop {
+        let signalled = signals_seen.load(Ordering::Relaxed);
+        if signalled > 1 {
+            break "a second signal";
+        }
+        if signalled == 1 && draining.is_none() {
+            draining = Some(start_drain(&mut server));
+        }
+        if let Some(since) = draining {
+            if server.peer_ids().is_empty() {
+                break "every client acknowledged";
+            }
+            if since.elapsed() >= drain_for {
+                break "the drain time passed";
+            }
+        }
+        if let (Some(wait), Some(since)) = (exit_when_empty, empty_since) {
+            if since.elapsed() >= wait {
+                log::info!(
+                    "the room has been empty for {:.1} s: exiting (--exit-when-empty)",
+                    since.elapsed().as_secs_f64()
+                );
+                break "the room stayed empty";
+            }
+        }
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Refuse(refuse) => {
+                    server.set_refuse_new_connections(refuse);
+                    log::info!(
+                        "{} new connections (admin)",
+                        if refuse { "refusing" } else { "accepting" }
+                    );
+                }
+                Command::Kick(id) => match server.disconnect_peer(id, false) {
+                    Ok(()) => log::info!("kicking client {id} (admin)"),
+                    Err(e) => log::warn!("cannot kick client {id}: {e}"),
+                },
+                Command::Drain if draining.is_none() => draining = Some(start_drain(&mut server)),
+                Command::Drain => {}
+            }
+        }
         let busy = last_traffic.is_some_and(|t| t.elapsed() < busy_window);
         let polled = if busy {
             server.poll()
@@ -222,16 +343,32 @@ fn run(args: &Args) -> Result<(), String> {
         }
         while let Some(event) = server.pop_event() {
             match event {
-                PeerEvent::PeerConnected(id) => log::info!(
-                    "client {id} connected from {}",
-                    server
-                        .peer_address(id)
-                        .map(|a| a.to_string())
-                        .unwrap_or_default()
-                ),
-                PeerEvent::PeerDisconnected(id) => log::info!("client {id} disconnected"),
+                PeerEvent::PeerConnected(id) => {
+                    log::info!(
+                        "client {id} connected from {}",
+                        server
+                            .peer_address(id)
+                            .map(|a| a.to_string())
+                            .unwrap_or_default()
+                    );
+                    seen.connected(id);
+                    ever_joined = true;
+                }
+                PeerEvent::PeerDisconnected(id) => {
+                    log::info!("client {id} disconnected");
+                    seen.disconnected(id);
+                }
                 other => log::debug!("{other:?}"),
             }
+        }
+        if ever_joined && server.peer_ids().is_empty() {
+            empty_since.get_or_insert_with(Instant::now);
+        } else {
+            empty_since = None;
+        }
+        if last_publish.map_or(true, |t| t.elapsed() >= PUBLISH_EVERY) {
+            board.publish(&server, &mut seen, draining.is_some());
+            last_publish = Some(Instant::now());
         }
         // Packets addressed to the server itself (only SIMPLIFY_PATH gets here): a relay has
         // no use for them, but it answers a SIMPLIFY_PATH with CONFIRM_PATH as Godot's own
@@ -259,14 +396,19 @@ fn run(args: &Args) -> Result<(), String> {
                 last_stats = (Instant::now(), now);
             }
         }
-    }
+    };
     let started = Instant::now();
     let clients = server.peer_ids().len();
     server.close();
     log::info!(
-        "shut down: {clients} clients disconnected in {:?}",
+        "shut down ({end}): {clients} clients still connected were disconnected, in {:?}",
         started.elapsed()
     );
+    if let Some(http) = http {
+        http.stop();
+    }
+    signal_handle.close();
+    let _ = signal_thread.join();
     Ok(())
 }
 
