@@ -382,7 +382,7 @@ impl CustomMultiplayerPeer {
                     let mut server = ServerSession::new(ServerConfig {
                         max_clients: usize::MAX,
                         relay: self.relay,
-                        rate_limit: None,
+                        ..ServerConfig::default()
                     });
                     server.set_refuse_new_connections(self.refuse);
                     Session::Server(Box::new(server))
@@ -468,7 +468,10 @@ impl CustomMultiplayerPeer {
                 .map_err(|refusal| match refusal {
                     Refusal::NotAccepting => Error::NotAllowed(NotAllowed::RefusingConnections),
                     Refusal::InvalidId => Error::InvalidId(id),
-                    Refusal::IdInUse | Refusal::ServerFull => {
+                    Refusal::IdInUse
+                    | Refusal::ServerFull
+                    | Refusal::TooManyFromAddress
+                    | Refusal::ConnectingTooOften => {
                         Error::NotAllowed(NotAllowed::AlreadyConnected)
                     }
                 }),

@@ -438,7 +438,14 @@ impl ServerDriver {
         let Some(host) = state.host.as_mut() else {
             return;
         };
-        match self.session.connect(Link::Enet(peer), Some(claimed), now) {
+        let address = host
+            .peer_info(peer)
+            .ok()
+            .map(|i| std::net::IpAddr::V4(*i.address.ip()));
+        match self
+            .session
+            .connect_from(Link::Enet(peer), Some(claimed), address, now)
+        {
             Ok(_) => {
                 if let (Some(t), Ok(mut p)) = (state.common.timeout, host.peer_mut(peer)) {
                     p.set_peer_timeout(t);
@@ -530,7 +537,12 @@ impl ServerDriver {
         match event {
             WsEvent::Opened(id) => {
                 polled.events += 1;
-                match self.session.connect(Link::Ws(id), None, now) {
+                let address = self
+                    .ws
+                    .as_ref()
+                    .and_then(|w| w.listener.info(id))
+                    .map(|i| i.address.ip());
+                match self.session.connect_from(Link::Ws(id), None, address, now) {
                     Ok(peer) => {
                         // Godot's order: the id first (a client's id is 0 until then), then
                         // SYS_ADD(1), which completes the client's connection.

@@ -157,6 +157,10 @@ pub enum Refusal {
     NotAccepting,
     /// The server has its maximum number of clients.
     ServerFull,
+    /// The server has its maximum number of clients from this client's address.
+    TooManyFromAddress,
+    /// This client's address connected more often than the server allows per second.
+    ConnectingTooOften,
 }
 
 impl DisconnectReason {
@@ -171,6 +175,8 @@ impl DisconnectReason {
             DisconnectReason::Kicked => 5,
             DisconnectReason::ServerClosed => 6,
             DisconnectReason::SlowConsumer => 7,
+            DisconnectReason::Refused(Refusal::TooManyFromAddress) => 8,
+            DisconnectReason::Refused(Refusal::ConnectingTooOften) => 9,
             DisconnectReason::Other(code) => code,
         }
     }
@@ -186,6 +192,8 @@ impl DisconnectReason {
             5 => DisconnectReason::Kicked,
             6 => DisconnectReason::ServerClosed,
             7 => DisconnectReason::SlowConsumer,
+            8 => DisconnectReason::Refused(Refusal::TooManyFromAddress),
+            9 => DisconnectReason::Refused(Refusal::ConnectingTooOften),
             other => DisconnectReason::Other(other),
         }
     }

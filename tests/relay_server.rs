@@ -1099,3 +1099,91 @@ fn the_status_page_shows_the_connected_peers_in_a_browser() {
     assert!(chrome.close(), "chromium did not exit");
     eprintln!("status page screenshot: {}", shot.display());
 }
+
+fn refused_with(c: &Client, refusal: Refusal) -> bool {
+    c.events.iter().any(|e| {
+        matches!(
+            e,
+            PeerEvent::ServerDisconnected(DisconnectReason::Refused(r))
+                | PeerEvent::ConnectionFailed(DisconnectReason::Refused(r)) if *r == refusal
+        )
+    })
+}
+
+#[test]
+fn per_address_caps_refuse_with_their_reason_and_count() {
+    // At most 2 clients from one address: the third from 127.0.0.1 is refused.
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--max-clients-per-ip", "2"]);
+    let hp = http_port(&mut relay);
+    let mut cs = clients(port, 2);
+    pump_until(&mut cs, "the mesh", meshed);
+    let mut third = clients(port, 1);
+    pump_until(&mut third, "the refusal", |cs| {
+        refused_with(&cs[0], Refusal::TooManyFromAddress)
+    });
+    // One leaves: there is room again for that address.
+    let _ = cs.pop();
+    let mut again = clients(port, 1);
+    let start = Instant::now();
+    loop {
+        pump_until(&mut again, "a moment", |_| true);
+        pump_until(&mut cs, "a moment", |_| true);
+        if again[0].events.contains(&PeerEvent::ConnectionSucceeded) {
+            break;
+        }
+        if refused_with(&again[0], Refusal::TooManyFromAddress) {
+            // It raced the departure: try once more.
+            again = clients(port, 1);
+        }
+        assert!(start.elapsed() < LIMIT, "no room after a departure");
+    }
+    let start = Instant::now();
+    while metric(
+        &scrape(hp),
+        "relay_refusals_total",
+        Some(("reason", "too_many_from_address")),
+    ) < 1.0
+    {
+        assert!(start.elapsed() < LIMIT, "the refusal was not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // At most 3 connections a second from one address: of 6 at once, 3 get in.
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--connects-per-ip-per-s", "3"]);
+    let hp = http_port(&mut relay);
+    let mut burst = clients(port, 6);
+    pump_until(&mut burst, "three refusals", |cs| {
+        cs.iter()
+            .filter(|c| refused_with(c, Refusal::ConnectingTooOften))
+            .count()
+            >= 3
+    });
+    // The other three are in (the server lists exactly three clients).
+    let start = Instant::now();
+    loop {
+        pump_until(&mut burst, "a moment", |_| true);
+        let (_, body) = http("GET", hp, "/status.json", None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["totals"]["peers"] == 3 {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "not three clients in: {v}");
+    }
+    let refused = burst
+        .iter()
+        .filter(|c| refused_with(c, Refusal::ConnectingTooOften))
+        .count();
+    assert_eq!(refused, 3, "of 6 connections in a second, 3 over the rate");
+    let start = Instant::now();
+    while metric(
+        &scrape(hp),
+        "relay_refusals_total",
+        Some(("reason", "connecting_too_often")),
+    ) < 3.0
+    {
+        assert!(start.elapsed() < LIMIT, "the refusals were not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

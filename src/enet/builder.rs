@@ -280,6 +280,21 @@ impl ENetBuilder<ServerRole> {
         self
     }
 
+    /// Most clients at once from one IP address, of either transport (default: no limit);
+    /// one more is refused with [`Refusal::TooManyFromAddress`](crate::Refusal).
+    pub fn max_clients_per_address(mut self, n: Option<usize>) -> Self {
+        self.role.session.max_clients_per_address = n;
+        self
+    }
+
+    /// Most connections accepted per second from one IP address, refused ones included
+    /// (default: no limit); the excess is refused with
+    /// [`Refusal::ConnectingTooOften`](crate::Refusal).
+    pub fn connects_per_address_per_second(mut self, n: Option<u32>) -> Self {
+        self.role.session.connects_per_address_per_second = n;
+        self
+    }
+
     /// When three quarters or more of the peer slots are taken, the longest a connection may
     /// stay half-open (connect request received, handshake not completed) before its slot is
     /// freed, in milliseconds (default 5000; the peer timeout applies if shorter). ENet's own
@@ -345,6 +360,13 @@ impl ENetBuilder<ServerRole> {
         }
         if session.rate_limit == Some(0) {
             return Err(Error::InvalidConfig("rate limit of 0 packets/s".into()));
+        }
+        if session.max_clients_per_address == Some(0)
+            || session.connects_per_address_per_second == Some(0)
+        {
+            return Err(Error::InvalidConfig(
+                "a per-address limit of 0 would refuse everyone".into(),
+            ));
         }
         let bind = SocketAddrV4::new(self.common.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
         let (config, limits) = self.common.host_config(Some(bind))?;

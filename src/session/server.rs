@@ -7,6 +7,7 @@ use crate::peer::{
 use crate::relay::{self, DropCounts, DropReason, Forward, Route};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How a server admits and relays.
@@ -19,6 +20,11 @@ pub struct ServerConfig {
     pub relay: bool,
     /// Packets per second accepted from one client; the excess is dropped and counted.
     pub rate_limit: Option<u32>,
+    /// Most clients at once from one IP address (default: no limit).
+    pub max_clients_per_address: Option<usize>,
+    /// Most connections accepted per second from one IP address, refused ones included
+    /// (default: no limit).
+    pub connects_per_address_per_second: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +33,8 @@ impl Default for ServerConfig {
             max_clients: 32,
             relay: true,
             rate_limit: None,
+            max_clients_per_address: None,
+            connects_per_address_per_second: None,
         }
     }
 }
@@ -77,12 +85,21 @@ pub struct RefusalCounts {
     pub not_accepting: u64,
     /// At the client limit.
     pub server_full: u64,
+    /// At the limit of clients from one address.
+    pub too_many_from_address: u64,
+    /// Over the connection rate of one address.
+    pub connecting_too_often: u64,
 }
 
 impl RefusalCounts {
     /// Every refusal.
     pub fn total(&self) -> u64 {
-        self.invalid_id + self.id_in_use + self.not_accepting + self.server_full
+        self.invalid_id
+            + self.id_in_use
+            + self.not_accepting
+            + self.server_full
+            + self.too_many_from_address
+            + self.connecting_too_often
     }
 
     /// The count for one reason.
@@ -92,6 +109,8 @@ impl RefusalCounts {
             Refusal::IdInUse => self.id_in_use,
             Refusal::NotAccepting => self.not_accepting,
             Refusal::ServerFull => self.server_full,
+            Refusal::TooManyFromAddress => self.too_many_from_address,
+            Refusal::ConnectingTooOften => self.connecting_too_often,
         }
     }
 
@@ -101,6 +120,8 @@ impl RefusalCounts {
             Refusal::IdInUse => &mut self.id_in_use,
             Refusal::NotAccepting => &mut self.not_accepting,
             Refusal::ServerFull => &mut self.server_full,
+            Refusal::TooManyFromAddress => &mut self.too_many_from_address,
+            Refusal::ConnectingTooOften => &mut self.connecting_too_often,
         } += 1;
     }
 }
@@ -108,6 +129,8 @@ impl RefusalCounts {
 #[derive(Debug)]
 struct Client<L> {
     link: L,
+    /// The address it connected from, when the transport said.
+    address: Option<IpAddr>,
     drops: DropCounts,
     /// Start of the current rate-limit window, and packets in it.
     window: Option<(Instant, u32)>,
@@ -139,7 +162,17 @@ pub struct ServerSession<L> {
     queues: PeerQueues,
     refused: RefusalCounts,
     drops: DropCounts,
+    /// Clients connected from each address (only while a per-address limit is set).
+    per_address: HashMap<IpAddr, usize, ahash::RandomState>,
+    /// Each address's current one-second window of connection attempts: (start, count).
+    attempts: HashMap<IpAddr, (Instant, u32), ahash::RandomState>,
 }
+
+/// Addresses whose attempt windows are kept before the old ones are swept out.
+const ATTEMPT_WINDOWS_KEPT: usize = 4096;
+
+/// The window of the per-address connection rate.
+const SECOND: Duration = Duration::from_secs(1);
 
 impl<L: Copy + Eq + Hash> ServerSession<L> {
     /// An empty session.
@@ -154,6 +187,8 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             queues: PeerQueues::default(),
             refused: RefusalCounts::default(),
             drops: DropCounts::default(),
+            per_address: HashMap::default(),
+            attempts: HashMap::default(),
         }
     }
 
@@ -240,14 +275,37 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
         &mut self,
         link: L,
         claimed: Option<PeerId>,
-        _now: Instant,
+        now: Instant,
     ) -> Result<PeerId, Refusal> {
+        self.connect_from(link, claimed, None, now)
+    }
+
+    /// [`connect`](Self::connect) from a known IP address, held against the per-address
+    /// limits of the [`ServerConfig`] as well: the connection rate (every attempt counts,
+    /// refused or not) right after refusing new connections, the number of clients from the
+    /// address after the id checks.
+    pub fn connect_from(
+        &mut self,
+        link: L,
+        claimed: Option<PeerId>,
+        address: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<PeerId, Refusal> {
+        let too_often = address.is_some_and(|a| self.attempt(a, now));
+        let crowded = address.is_some_and(|a| {
+            self.config
+                .max_clients_per_address
+                .is_some_and(|max| self.per_address.get(&a).copied().unwrap_or(0) >= max)
+        });
         let refusal = if self.refuse {
             Some(Refusal::NotAccepting)
+        } else if too_often {
+            Some(Refusal::ConnectingTooOften)
         } else {
             match claimed {
                 Some(id) if !(2..=MAX_PEER_ID).contains(&id) => Some(Refusal::InvalidId),
                 Some(id) if self.clients.contains_key(&id) => Some(Refusal::IdInUse),
+                _ if crowded => Some(Refusal::TooManyFromAddress),
                 _ if self.clients.len() >= self.config.max_clients => Some(Refusal::ServerFull),
                 _ if self.links.contains_key(&link) => Some(Refusal::IdInUse),
                 _ => None,
@@ -279,10 +337,14 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
                 },
             );
         }
+        if let (Some(a), Some(_)) = (address, self.config.max_clients_per_address) {
+            *self.per_address.entry(a).or_insert(0) += 1;
+        }
         self.clients.insert(
             id,
             Client {
                 link,
+                address,
                 drops: DropCounts::default(),
                 window: None,
             },
@@ -461,14 +523,41 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
         let links = self.clients.values().map(|c| c.link).collect();
         self.clients.clear();
         self.links.clear();
+        self.per_address.clear();
         self.pending.clear();
         self.queues.clear();
         links
     }
 
+    /// Counts a connection attempt from `address` at `now`; true when it is over the rate.
+    fn attempt(&mut self, address: IpAddr, now: Instant) -> bool {
+        let Some(limit) = self.config.connects_per_address_per_second else {
+            return false;
+        };
+        if self.attempts.len() >= ATTEMPT_WINDOWS_KEPT {
+            // Bounded memory under a flood from many addresses: forget finished windows.
+            self.attempts
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < SECOND);
+        }
+        let window = self.attempts.entry(address).or_insert((now, 0));
+        if now.saturating_duration_since(window.0) >= SECOND {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        window.1 > limit
+    }
+
     fn remove(&mut self, id: PeerId) {
         if let Some(client) = self.clients.remove(&id) {
             self.links.remove(&client.link);
+            if let Some(a) = client.address {
+                if let Some(n) = self.per_address.get_mut(&a) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_address.remove(&a);
+                    }
+                }
+            }
             if self.config.relay && !self.clients.is_empty() {
                 self.pending.push(Pending {
                     what: Announcement::Remove(id),

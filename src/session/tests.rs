@@ -422,3 +422,42 @@ fn client_events_exactly_once() {
     c.link_closed(DisconnectReason::Unspecified);
     assert_eq!(c.queues_mut().pop_event(), None);
 }
+
+#[test]
+fn per_address_limits_count_clients_and_attempts() {
+    use std::net::{IpAddr, Ipv4Addr};
+    let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    let t0 = Instant::now();
+    let mut s: ServerSession<u32> = ServerSession::new(ServerConfig {
+        max_clients_per_address: Some(2),
+        connects_per_address_per_second: Some(3),
+        ..ServerConfig::default()
+    });
+    assert_eq!(s.connect_from(1, Some(11), Some(a), t0), Ok(11));
+    assert_eq!(s.connect_from(2, Some(12), Some(a), t0), Ok(12));
+    // A third client from a: over the per-address limit; b is not.
+    assert_eq!(
+        s.connect_from(3, Some(13), Some(a), t0),
+        Err(Refusal::TooManyFromAddress)
+    );
+    assert_eq!(s.connect_from(4, Some(14), Some(b), t0), Ok(14));
+    // A fourth attempt from a within the second: over the rate (refused ones counted).
+    assert_eq!(
+        s.connect_from(5, Some(15), Some(a), t0),
+        Err(Refusal::ConnectingTooOften)
+    );
+    // One of a's clients leaves; a second later a may connect again.
+    s.link_closed(&1);
+    let t1 = t0 + Duration::from_millis(1001);
+    assert_eq!(s.connect_from(6, Some(16), Some(a), t1), Ok(16));
+    assert_eq!(
+        s.connect_from(7, Some(17), Some(a), t1),
+        Err(Refusal::TooManyFromAddress)
+    );
+    // Without an address, only the global rules apply.
+    assert_eq!(s.connect(8, Some(18), t1), Ok(18));
+    let r = s.refused();
+    assert_eq!((r.too_many_from_address, r.connecting_too_often), (2, 1));
+    assert_eq!(r.total(), 3);
+}

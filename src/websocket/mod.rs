@@ -294,6 +294,18 @@ impl WebSocketServerBuilder {
         self
     }
 
+    /// Most clients at once from one IP address (default: no limit).
+    pub fn max_clients_per_address(mut self, n: Option<usize>) -> Self {
+        self.session.max_clients_per_address = n;
+        self
+    }
+
+    /// Most connections accepted per second from one IP address (default: no limit).
+    pub fn connects_per_address_per_second(mut self, n: Option<u32>) -> Self {
+        self.session.connects_per_address_per_second = n;
+        self
+    }
+
     /// Which packets addressed to the server its application takes (default all, as Godot);
     /// see [`ServerPackets`].
     pub fn server_packets(mut self, which: ServerPackets) -> Self {

@@ -78,6 +78,13 @@ struct Args {
     /// Packets per second accepted from one client; the excess is dropped and counted (0 = no limit).
     #[arg(long, env = "RELAY_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
+    /// Most clients at once from one IP address, of either transport (0 = no limit).
+    #[arg(long, env = "RELAY_MAX_CLIENTS_PER_IP", default_value_t = 0)]
+    max_clients_per_ip: usize,
+    /// Most connections accepted per second from one IP address, refused ones included
+    /// (0 = no limit).
+    #[arg(long, env = "RELAY_CONNECTS_PER_IP_PER_S", default_value_t = 0)]
+    connects_per_ip_per_s: u32,
     /// Seconds between stats lines on stdout (0 turns them off).
     #[arg(long, env = "RELAY_STATS_INTERVAL", default_value_t = 10.0)]
     stats_interval: f64,
@@ -208,6 +215,10 @@ fn run(args: &Args) -> Result<(), String> {
         .rate_limit((args.rate_limit > 0).then_some(args.rate_limit))
         .handshake_timeout_ms(args.handshake_timeout_ms)
         .max_queued_bytes(args.max_queued_bytes)
+        .max_clients_per_address((args.max_clients_per_ip > 0).then_some(args.max_clients_per_ip))
+        .connects_per_address_per_second(
+            (args.connects_per_ip_per_s > 0).then_some(args.connects_per_ip_per_s),
+        )
         // A pure relay: of the packets addressed to the server (its share of every broadcast)
         // only SIMPLIFY_PATH reaches the loop below; the rest are neither copied nor queued.
         .server_packets(if args.no_confirm_paths {

@@ -448,11 +448,13 @@ impl Metrics {
     }
 }
 
-const REFUSALS: [Refusal; 4] = [
+const REFUSALS: [Refusal; 6] = [
     Refusal::InvalidId,
     Refusal::IdInUse,
     Refusal::NotAccepting,
     Refusal::ServerFull,
+    Refusal::TooManyFromAddress,
+    Refusal::ConnectingTooOften,
 ];
 
 fn refusal_name(r: Refusal) -> &'static str {
@@ -461,5 +463,7 @@ fn refusal_name(r: Refusal) -> &'static str {
         Refusal::IdInUse => "id_in_use",
         Refusal::NotAccepting => "not_accepting",
         Refusal::ServerFull => "server_full",
+        Refusal::TooManyFromAddress => "too_many_from_address",
+        Refusal::ConnectingTooOften => "connecting_too_often",
     }
 }
