@@ -471,9 +471,9 @@ impl CustomMultiplayerPeer {
                     Refusal::IdInUse
                     | Refusal::ServerFull
                     | Refusal::TooManyFromAddress
-                    | Refusal::ConnectingTooOften => {
-                        Error::NotAllowed(NotAllowed::AlreadyConnected)
-                    }
+                    | Refusal::ConnectingTooOften
+                    | Refusal::NotAuthorized
+                    | Refusal::AdmissionTimeout => Error::NotAllowed(NotAllowed::AlreadyConnected),
                 }),
             Session::Client(client) => client.peer_added(id).map_err(|why| match why {
                 PeerRejected::InvalidId => Error::InvalidId(id),

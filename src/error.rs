@@ -115,4 +115,7 @@ pub enum NotAllowed {
     /// An offline peer has nobody to send to.
     #[error("an offline peer has no peers to send to")]
     Offline,
+    /// Admission (approve, reject) is the server's.
+    #[error("only a server admits or rejects clients")]
+    NotAServer,
 }

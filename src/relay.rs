@@ -70,11 +70,14 @@ pub enum DropReason {
     /// A packet relayed towards a WebSocket client that would not fit its message limit
     /// (Godot 3's clients take at most 65,535 bytes); counted once per such destination.
     TooLargeForWebSocket,
+    /// A packet towards other clients from a client the server has not admitted yet (a gated
+    /// server: see `ServerConfig::gated`); only the server hears it until then.
+    NotAdmitted,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`DropReason::index`].
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::ShortPacket,
         DropReason::SpoofedSource,
         DropReason::UnknownTarget,
@@ -88,6 +91,7 @@ impl DropReason {
         DropReason::ChannelOutOfRange,
         DropReason::TextMessage,
         DropReason::TooLargeForWebSocket,
+        DropReason::NotAdmitted,
     ];
 
     /// A short snake_case name for logs and stats.
@@ -106,6 +110,7 @@ impl DropReason {
             DropReason::ChannelOutOfRange => "channel_out_of_range",
             DropReason::TextMessage => "text_message",
             DropReason::TooLargeForWebSocket => "too_large_for_websocket",
+            DropReason::NotAdmitted => "not_admitted",
         }
     }
 

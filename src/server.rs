@@ -924,6 +924,36 @@ impl ServerDriver {
         links.len()
     }
 
+    /// Admits a client of a gated server; its announcements leave at once.
+    pub(crate) fn approve(&mut self, id: PeerId) -> Result<()> {
+        self.session.approve(id)?;
+        self.send_announcements();
+        self.flush_all();
+        Ok(())
+    }
+
+    /// Disconnects a client the application will not admit, with
+    /// [`DisconnectReason::Refused`]`(refusal)`, counted as a refusal.
+    pub(crate) fn reject(&mut self, id: PeerId, refusal: crate::Refusal) -> Result<()> {
+        let reason = DisconnectReason::Refused(refusal);
+        match self.session.reject(id, refusal)? {
+            Link::Enet(handle) => {
+                let host = self
+                    .enet
+                    .as_mut()
+                    .and_then(|e| e.host.as_mut())
+                    .ok_or(Error::UnknownPeer(id))?;
+                host.peer_mut(handle)?.disconnect_later(reason.code());
+            }
+            Link::Ws(conn) => {
+                let listener = &mut self.ws.as_mut().ok_or(Error::UnknownPeer(id))?.listener;
+                listener.close(conn, close_code(reason), "not admitted", Instant::now());
+            }
+        }
+        self.flush_all();
+        Ok(())
+    }
+
     /// Refused connections by reason.
     pub(crate) fn refusals(&self) -> RefusalCounts {
         *self.session.refused()

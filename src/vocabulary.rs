@@ -161,6 +161,11 @@ pub enum Refusal {
     TooManyFromAddress,
     /// This client's address connected more often than the server allows per second.
     ConnectingTooOften,
+    /// A gated server did not admit this client: what it sent to be admitted (a join token)
+    /// was invalid or expired.
+    NotAuthorized,
+    /// A gated server did not admit this client: it sent nothing to be admitted in time.
+    AdmissionTimeout,
 }
 
 impl DisconnectReason {
@@ -177,6 +182,8 @@ impl DisconnectReason {
             DisconnectReason::SlowConsumer => 7,
             DisconnectReason::Refused(Refusal::TooManyFromAddress) => 8,
             DisconnectReason::Refused(Refusal::ConnectingTooOften) => 9,
+            DisconnectReason::Refused(Refusal::NotAuthorized) => 10,
+            DisconnectReason::Refused(Refusal::AdmissionTimeout) => 11,
             DisconnectReason::Other(code) => code,
         }
     }
@@ -194,6 +201,8 @@ impl DisconnectReason {
             7 => DisconnectReason::SlowConsumer,
             8 => DisconnectReason::Refused(Refusal::TooManyFromAddress),
             9 => DisconnectReason::Refused(Refusal::ConnectingTooOften),
+            10 => DisconnectReason::Refused(Refusal::NotAuthorized),
+            11 => DisconnectReason::Refused(Refusal::AdmissionTimeout),
             other => DisconnectReason::Other(other),
         }
     }

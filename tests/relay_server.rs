@@ -1187,3 +1187,122 @@ fn per_address_caps_refuse_with_their_reason_and_count() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---- join tokens -----------------------------------------------------------------------------
+
+/// A token from `relay-server token` (the subcommand operators and lobby services use).
+fn mint(secret: &str, port: u16, id: u32, ttl: u64) -> String {
+    let out = Command::new(RELAY)
+        .args(["token", "--secret", secret, "--port", &port.to_string()])
+        .args(["--id", &id.to_string(), "--ttl", &ttl.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `multiplayer.send_bytes(token)` as Godot sends it: RAW (4) then the bytes, to the server.
+fn send_token(c: &mut Client, token: &str) {
+    let mut bytes = vec![4u8];
+    bytes.extend_from_slice(token.as_bytes());
+    c.peer
+        .send(Target::Peer(1), TransferMode::Reliable, 0, &bytes)
+        .unwrap();
+}
+
+fn sees(c: &Client, id: u32) -> bool {
+    c.events.contains(&PeerEvent::PeerConnected(id))
+}
+
+#[test]
+fn join_tokens_admit_valid_clients_only() {
+    let port = free_port();
+    let mut relay = spawn_relay(
+        port,
+        &["--join-secret", "hunter2", "--join-timeout-ms", "800"],
+    );
+    let hp = http_port(&mut relay);
+    // Two clients with valid tokens: admitted, each told of the other.
+    let mut good = clients(port, 2);
+    pump_until(&mut good, "connected", |cs| {
+        cs.iter()
+            .all(|c| c.events.contains(&PeerEvent::ConnectionSucceeded))
+    });
+    let (a, b) = (good[0].peer.unique_id(), good[1].peer.unique_id());
+    let token_a = mint("hunter2", port, a, 60);
+    send_token(&mut good[0], &token_a);
+    // b has not sent its token: a is not told of it, and b's packets do not reach a.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(300) {
+        pump_until(&mut good, "a moment", |_| true);
+        let _ = good[1]
+            .peer
+            .send(Target::Broadcast, TransferMode::Reliable, 0, b"too early");
+    }
+    assert!(!sees(&good[0], b), "a was told of b before b was admitted");
+    assert!(good[0].got.is_empty(), "{:?}", good[0].got);
+    let token_b = mint("hunter2", port, b, 60);
+    send_token(&mut good[1], &token_b);
+    pump_until(&mut good, "each told of the other", |cs| {
+        sees(&cs[0], b) && sees(&cs[1], a)
+    });
+    good[1]
+        .peer
+        .send(Target::Peer(a), TransferMode::Reliable, 0, b"admitted")
+        .unwrap();
+    pump_until(&mut good, "the packet of an admitted client", |cs| {
+        cs[0]
+            .got
+            .iter()
+            .any(|(from, data)| *from == b && data == b"admitted")
+    });
+
+    // Refused: another client's token, a wrong secret, an expired token, nothing in time.
+    let mut bad = clients(port, 4);
+    pump_until(&mut bad, "connected", |cs| {
+        cs.iter()
+            .all(|c| c.events.contains(&PeerEvent::ConnectionSucceeded))
+    });
+    let ids: Vec<u32> = bad.iter().map(|c| c.peer.unique_id()).collect();
+    let expired = mint("hunter2", port, ids[2], 0);
+    send_token(&mut bad[0], &token_a);
+    send_token(&mut bad[1], &mint("wrong", port, ids[1], 60));
+    // A token that expires in this second: wait for the next one before sending it.
+    let expiry: u64 = expired.split('.').nth(2).unwrap().parse().unwrap();
+    let start = Instant::now();
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= expiry
+    {
+        assert!(start.elapsed() < Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(20));
+        pump_until(&mut bad, "a moment", |_| true);
+    }
+    send_token(&mut bad[2], &expired);
+    pump_until(&mut bad, "every refusal", |cs| {
+        refused_with(&cs[0], Refusal::NotAuthorized)
+            && refused_with(&cs[1], Refusal::NotAuthorized)
+            && refused_with(&cs[2], Refusal::NotAuthorized)
+            && refused_with(&cs[3], Refusal::AdmissionTimeout)
+    });
+    // The admitted ones never heard of them.
+    pump_until(&mut good, "a moment", |_| true);
+    for id in ids {
+        assert!(
+            !sees(&good[0], id) && !sees(&good[1], id),
+            "{id} was announced"
+        );
+    }
+    let start = Instant::now();
+    loop {
+        let s = scrape(hp);
+        let refused = |r| metric(&s, "relay_refusals_total", Some(("reason", r)));
+        if refused("not_authorized") == 3.0 && refused("admission_timeout") == 1.0 {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "refusals not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -280,6 +280,16 @@ impl ENetBuilder<ServerRole> {
         self
     }
 
+    /// Gated admission (default off): a new client connects (the application gets its
+    /// `PeerConnected` and its packets) but is not announced to the others, nor they to it,
+    /// and nothing it sends reaches them, until the application
+    /// [`approve`](ENetMultiplayerPeer::approve)s it (after checking a join token, say) or
+    /// [`reject`](ENetMultiplayerPeer::reject)s it.
+    pub fn gated(mut self, on: bool) -> Self {
+        self.role.session.gated = on;
+        self
+    }
+
     /// Most clients at once from one IP address, of either transport (default: no limit);
     /// one more is refused with [`Refusal::TooManyFromAddress`](crate::Refusal).
     pub fn max_clients_per_address(mut self, n: Option<usize>) -> Self {

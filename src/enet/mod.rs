@@ -299,6 +299,33 @@ impl ENetMultiplayerPeer {
         }
     }
 
+    /// Server with gated admission ([`ENetBuilder::gated`]): admits client `id`. The others
+    /// are told of it and it of them at once, and its packets and theirs flow from now on.
+    pub fn approve(&mut self, id: PeerId) -> Result<()> {
+        match &mut self.driver {
+            Driver::Server(s) => s.approve(id),
+            Driver::Client(_) => Err(Error::NotAllowed(crate::NotAllowed::NotAServer)),
+        }
+    }
+
+    /// Server: disconnects client `id` with [`DisconnectReason::Refused`]`(refusal)` (for a
+    /// gated server, a client whose join token did not hold), counted in
+    /// [`refusals`](Self::refusals). Its `PeerDisconnected` follows when the link is gone.
+    pub fn reject(&mut self, id: PeerId, refusal: crate::Refusal) -> Result<()> {
+        match &mut self.driver {
+            Driver::Server(s) => s.reject(id, refusal),
+            Driver::Client(_) => Err(Error::NotAllowed(crate::NotAllowed::NotAServer)),
+        }
+    }
+
+    /// Server: whether client `id` is connected and admitted (always, unless gated).
+    pub fn is_admitted(&self, id: PeerId) -> bool {
+        match &self.driver {
+            Driver::Server(s) => s.session.is_admitted(id),
+            Driver::Client(_) => false,
+        }
+    }
+
     /// Server: connections refused since it started, by reason (a client: all zero).
     pub fn refusals(&self) -> crate::session::RefusalCounts {
         match &self.driver {

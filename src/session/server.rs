@@ -25,6 +25,12 @@ pub struct ServerConfig {
     /// Most connections accepted per second from one IP address, refused ones included
     /// (default: no limit).
     pub connects_per_address_per_second: Option<u32>,
+    /// Gated admission (default off): a new client is connected (its `PeerConnected` is
+    /// queued, the server hears it) but not admitted: the others are not told of it, it is not
+    /// told of them, nothing it sends reaches them and no broadcast reaches it, until the
+    /// application [`approve`](ServerSession::approve)s it (after checking a join token, for
+    /// example) or [`reject`](ServerSession::reject)s it.
+    pub gated: bool,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +41,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             max_clients_per_address: None,
             connects_per_address_per_second: None,
+            gated: false,
         }
     }
 }
@@ -89,6 +96,10 @@ pub struct RefusalCounts {
     pub too_many_from_address: u64,
     /// Over the connection rate of one address.
     pub connecting_too_often: u64,
+    /// Not admitted by a gated server: invalid or expired join token.
+    pub not_authorized: u64,
+    /// Not admitted by a gated server: nothing in time.
+    pub admission_timeout: u64,
 }
 
 impl RefusalCounts {
@@ -100,6 +111,8 @@ impl RefusalCounts {
             + self.server_full
             + self.too_many_from_address
             + self.connecting_too_often
+            + self.not_authorized
+            + self.admission_timeout
     }
 
     /// The count for one reason.
@@ -111,6 +124,8 @@ impl RefusalCounts {
             Refusal::ServerFull => self.server_full,
             Refusal::TooManyFromAddress => self.too_many_from_address,
             Refusal::ConnectingTooOften => self.connecting_too_often,
+            Refusal::NotAuthorized => self.not_authorized,
+            Refusal::AdmissionTimeout => self.admission_timeout,
         }
     }
 
@@ -122,6 +137,8 @@ impl RefusalCounts {
             Refusal::ServerFull => &mut self.server_full,
             Refusal::TooManyFromAddress => &mut self.too_many_from_address,
             Refusal::ConnectingTooOften => &mut self.connecting_too_often,
+            Refusal::NotAuthorized => &mut self.not_authorized,
+            Refusal::AdmissionTimeout => &mut self.admission_timeout,
         } += 1;
     }
 }
@@ -131,6 +148,8 @@ struct Client<L> {
     link: L,
     /// The address it connected from, when the transport said.
     address: Option<IpAddr>,
+    /// Admitted: announced, relayed (always, unless the session is gated).
+    admitted: bool,
     drops: DropCounts,
     /// Start of the current rate-limit window, and packets in it.
     window: Option<(Instant, u32)>,
@@ -321,21 +340,8 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
                 break id;
             }
         });
-        if self.config.relay && !self.clients.is_empty() {
-            let others: Vec<PeerId> = self.clients.keys().copied().collect();
-            for &other in &others {
-                self.pending.push(Pending {
-                    what: Announcement::Add(other),
-                    to: Recipients::One(id),
-                });
-            }
-            self.pending.insert(
-                self.pending.len() - others.len(),
-                Pending {
-                    what: Announcement::Add(id),
-                    to: Recipients::Many(others),
-                },
-            );
+        if !self.config.gated {
+            self.announce_arrival(id);
         }
         if let (Some(a), Some(_)) = (address, self.config.max_clients_per_address) {
             *self.per_address.entry(a).or_insert(0) += 1;
@@ -345,14 +351,83 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             Client {
                 link,
                 address,
+                admitted: !self.config.gated,
                 drops: DropCounts::default(),
                 window: None,
             },
         );
         self.links.insert(link, id);
-        log::info!("peer {id} connected");
+        log::info!(
+            "peer {id} connected{}",
+            if self.config.gated {
+                " (waiting for admission)"
+            } else {
+                ""
+            }
+        );
         self.queues.push_event(PeerEvent::PeerConnected(id));
         Ok(id)
+    }
+
+    /// A gated session: admits a connected client. The others are told of it and it of them,
+    /// in Godot's order, and its packets and theirs flow from now on. Admitting an admitted
+    /// client does nothing.
+    pub fn approve(&mut self, id: PeerId) -> Result<()> {
+        let client = self.clients.get(&id).ok_or(Error::UnknownPeer(id))?;
+        if client.admitted {
+            return Ok(());
+        }
+        self.announce_arrival(id);
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.admitted = true;
+        }
+        log::debug!("peer {id} admitted");
+        Ok(())
+    }
+
+    /// A client the application will not have: counted as refused for `refusal`; returns its
+    /// link for the driver to disconnect with [`DisconnectReason::Refused`](crate::DisconnectReason)
+    /// (the client stays until the transport reports the link gone, as for a kick).
+    pub fn reject(&mut self, id: PeerId, refusal: Refusal) -> Result<L> {
+        let link = self.link_of(id).ok_or(Error::UnknownPeer(id))?;
+        self.refused.add(refusal);
+        log::debug!("peer {id} rejected: {refusal:?}");
+        Ok(link)
+    }
+
+    /// Whether a connected client is admitted (always, unless the session is gated).
+    pub fn is_admitted(&self, id: PeerId) -> bool {
+        self.clients.get(&id).is_some_and(|c| c.admitted)
+    }
+
+    /// Queues the announcements of `id`'s arrival to the admitted clients (not yet `id` itself
+    /// if it is already in the map): they learn of it, it learns of each of them, ascending.
+    fn announce_arrival(&mut self, id: PeerId) {
+        if !self.config.relay {
+            return;
+        }
+        let others: Vec<PeerId> = self
+            .clients
+            .iter()
+            .filter(|(other, c)| **other != id && c.admitted)
+            .map(|(other, _)| *other)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        for &other in &others {
+            self.pending.push(Pending {
+                what: Announcement::Add(other),
+                to: Recipients::One(id),
+            });
+        }
+        self.pending.insert(
+            self.pending.len() - others.len(),
+            Pending {
+                what: Announcement::Add(id),
+                to: Recipients::Many(others),
+            },
+        );
     }
 
     /// A link is gone (disconnected, timed out, reset). If it carried a client that was not
@@ -403,8 +478,22 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             return Err(self.drop_packet(Some(id), DropReason::SpoofedSource, &detail));
         }
         let clients = &self.clients;
-        match relay::route(id, target, self.config.relay, |c| clients.contains_key(&c)) {
-            Ok(route) => Ok(Accepted { from: id, route }),
+        // Only admitted clients are targets a client may name.
+        let routed = relay::route(id, target, self.config.relay, |c| {
+            clients.get(&c).is_some_and(|c| c.admitted)
+        });
+        match routed {
+            Ok(mut route) => {
+                if !self.is_admitted(id) && route.forward != Forward::Nobody {
+                    // Not admitted yet: only the server hears it.
+                    if !route.local {
+                        let detail = format!("target {target} before admission");
+                        return Err(self.drop_packet(Some(id), DropReason::NotAdmitted, &detail));
+                    }
+                    route.forward = Forward::Nobody;
+                }
+                Ok(Accepted { from: id, route })
+            }
             Err(reason) => {
                 let detail = format!("target {target}");
                 Err(self.drop_packet(Some(id), reason, &detail))
@@ -450,7 +539,7 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
         one.into_iter().chain(
             all.into_iter()
                 .flatten()
-                .filter(move |(id, _)| forward.includes(**id))
+                .filter(move |(id, c)| c.admitted && forward.includes(**id))
                 .map(|(_, c)| c.link),
         )
     }
@@ -558,10 +647,17 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
                     }
                 }
             }
-            if self.config.relay && !self.clients.is_empty() {
+            // Only an admitted client was ever announced.
+            if self.config.relay && client.admitted && !self.clients.is_empty() {
                 self.pending.push(Pending {
                     what: Announcement::Remove(id),
-                    to: Recipients::Many(self.clients.keys().copied().collect()),
+                    to: Recipients::Many(
+                        self.clients
+                            .iter()
+                            .filter(|(_, c)| c.admitted)
+                            .map(|(id, _)| *id)
+                            .collect(),
+                    ),
                 });
             }
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::peer::{ConnectionStatus, DisconnectReason, PeerEvent, Refusal, Target};
-use crate::relay::DropReason;
+use crate::relay::{DropReason, Forward};
 use std::time::{Duration, Instant};
 
 type Server = ServerSession<u32>;
@@ -460,4 +460,60 @@ fn per_address_limits_count_clients_and_attempts() {
     let r = s.refused();
     assert_eq!((r.too_many_from_address, r.connecting_too_often), (2, 1));
     assert_eq!(r.total(), 3);
+}
+
+#[test]
+fn gated_clients_are_heard_by_the_server_only_until_approved() {
+    let t = Instant::now();
+    let mut s = server(ServerConfig {
+        gated: true,
+        ..ServerConfig::default()
+    });
+    assert_eq!(s.connect(1, Some(11), t), Ok(11));
+    assert_eq!(s.connect(2, Some(12), t), Ok(12));
+    // Both connected (the application hears of them), neither announced.
+    assert_eq!(
+        events(&mut s),
+        [PeerEvent::PeerConnected(11), PeerEvent::PeerConnected(12)]
+    );
+    assert!(announcements(&mut s).is_empty());
+    assert!(!s.is_admitted(11));
+    // Before admission: to the server it goes; a waiting client is no target.
+    let r = s.receive(&1, data(11, 1), t).unwrap();
+    assert!(r.route.local && r.route.forward == Forward::Nobody);
+    assert_eq!(
+        s.receive(&1, data(11, 12), t),
+        Err(DropReason::UnknownTarget)
+    );
+    // Approving 12: nobody admitted to tell yet.
+    s.approve(12).unwrap();
+    assert!(announcements(&mut s).is_empty());
+    // 11 still waits: nothing it sends reaches 12, a broadcast only the server...
+    assert_eq!(s.receive(&1, data(11, 12), t), Err(DropReason::NotAdmitted));
+    let r = s.receive(&1, data(11, 0), t).unwrap();
+    assert!(r.route.local && r.route.forward == Forward::Nobody);
+    // ...and 12's broadcasts do not reach 11.
+    let r = s.receive(&2, data(12, 0), t).unwrap();
+    assert_eq!(s.forward_links(r.route.forward).count(), 0);
+    // Approving 11: each is told of the other, once.
+    s.approve(11).unwrap();
+    s.approve(11).unwrap();
+    let sent = announcements(&mut s);
+    assert_eq!(per_link(&sent, 1), [Announcement::Add(12)]);
+    assert_eq!(per_link(&sent, 2), [Announcement::Add(11)]);
+    let r = s.receive(&1, data(11, 12), t).unwrap();
+    assert_eq!(s.forward_links(r.route.forward).collect::<Vec<_>>(), [2]);
+    // A third, rejected: counted, never announced, its departure not announced either.
+    assert_eq!(s.connect(3, Some(13), t), Ok(13));
+    assert_eq!(s.reject(13, Refusal::NotAuthorized).unwrap(), 3);
+    s.link_closed(&3);
+    assert!(announcements(&mut s).is_empty());
+    assert_eq!(s.refused().not_authorized, 1);
+    // An admitted one leaving is announced to the admitted rest.
+    s.link_closed(&2);
+    assert_eq!(
+        per_link(&announcements(&mut s), 1),
+        [Announcement::Remove(12)]
+    );
+    assert!(matches!(s.approve(99), Err(Error::UnknownPeer(99))));
 }

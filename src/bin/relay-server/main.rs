@@ -13,16 +13,18 @@
 
 mod http;
 mod status;
+mod token;
 
 use clap::{Parser, ValueEnum};
 use enet_multiplayer::relay::DropReason;
 use enet_multiplayer::{
-    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, ServerPackets, Target,
-    TlsIdentity, TotalStats, TransferMode, WebSocketListen,
+    Compression, ENetMultiplayerPeer, Error, MultiplayerPeer, PeerEvent, PeerId, Refusal,
+    ServerPackets, Target, TlsIdentity, TotalStats, TransferMode, WebSocketListen,
 };
 use http::Http;
 use signal_hook::iterator::Signals;
 use status::{Board, Command, Seen};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,10 +131,43 @@ struct Args {
     /// A second signal ends the wait at once.
     #[arg(long, env = "RELAY_DRAIN_MS", default_value_t = 5000)]
     drain_ms: u64,
+    /// Join secret: each client must send a join token made with it (`relay-server token`)
+    /// as its first message (`multiplayer.send_bytes`) within --join-timeout-ms; until then it
+    /// is not announced and nothing it sends is relayed; an invalid or expired token, or none
+    /// in time, disconnects it (refused: codes 10 and 11).
+    #[arg(long, env = "RELAY_JOIN_SECRET", hide_env_values = true)]
+    join_secret: Option<String>,
+    /// How long a client has to send its join token, in milliseconds.
+    #[arg(long, env = "RELAY_JOIN_TIMEOUT_MS", default_value_t = 5000)]
+    join_timeout_ms: u64,
     /// Exit (0) once the room has been empty this many seconds after someone joined: one match
     /// per process, as orchestrators run game servers (0: never).
     #[arg(long, env = "RELAY_EXIT_WHEN_EMPTY", default_value_t = 0.0)]
     exit_when_empty: f64,
+}
+
+/// A gated relay's first packet from client `id`: admits it if it is a valid join token.
+fn admit(server: &mut ENetMultiplayerPeer, secret: &[u8], port: u16, id: PeerId, data: &[u8]) {
+    let checked = match data.split_first() {
+        Some((&RAW, token)) => match std::str::from_utf8(token) {
+            Ok(token) => token::verify(secret, port, id, token, token::unix_now()),
+            Err(_) => Err(token::TokenError::Malformed),
+        },
+        // Something else first (an RPC, a path): not a token.
+        _ => Err(token::TokenError::Malformed),
+    };
+    match checked {
+        Ok(()) => match server.approve(id) {
+            Ok(()) => log::info!("client {id} admitted (valid join token)"),
+            Err(e) => log::debug!("cannot admit client {id}: {e}"),
+        },
+        Err(why) => {
+            log::info!("client {id} refused: join token {why:?}");
+            if let Err(e) = server.reject(id, Refusal::NotAuthorized) {
+                log::debug!("cannot refuse client {id}: {e}");
+            }
+        }
+    }
 }
 
 /// How often the loop publishes its status and metrics for the HTTP thread.
@@ -145,7 +180,60 @@ fn start_drain(server: &mut ENetMultiplayerPeer) -> Instant {
     Instant::now()
 }
 
+/// `relay-server token`: mints a join token.
+#[derive(Debug, Parser)]
+#[command(
+    name = "relay-server token",
+    about = "Prints a join token for one client of one server"
+)]
+struct TokenArgs {
+    /// The server's join secret (its --join-secret).
+    #[arg(long, env = "RELAY_JOIN_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The server's ENet port (its --port).
+    #[arg(long, env = "RELAY_PORT", default_value_t = 7777)]
+    port: u16,
+    /// The client's Godot peer id.
+    #[arg(long)]
+    id: u32,
+    /// Seconds from now until the token no longer admits.
+    #[arg(long, default_value_t = 300)]
+    ttl: u64,
+}
+
+fn mint_token() -> ExitCode {
+    match TokenArgs::try_parse_from(std::env::args().skip(1)) {
+        Ok(t) => {
+            println!(
+                "{}",
+                token::mint(t.secret.as_bytes(), t.port, t.id, token::unix_now() + t.ttl)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Godot's RAW command byte (`send_bytes`): how a client sends its join token.
+const RAW: u8 = 4;
+
+/// The packets for the server a gated relay reads: node paths to confirm, and join tokens.
+fn simplify_or_raw(payload: &[u8]) -> bool {
+    enet_multiplayer::api::wire::is_simplify_path(payload) || payload.first() == Some(&RAW)
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("token") {
+        return mint_token();
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -221,7 +309,10 @@ fn run(args: &Args) -> Result<(), String> {
         )
         // A pure relay: of the packets addressed to the server (its share of every broadcast)
         // only SIMPLIFY_PATH reaches the loop below; the rest are neither copied nor queued.
-        .server_packets(if args.no_confirm_paths {
+        .gated(args.join_secret.is_some())
+        .server_packets(if args.join_secret.is_some() {
+            ServerPackets::Matching(simplify_or_raw)
+        } else if args.no_confirm_paths {
             ServerPackets::None
         } else {
             ServerPackets::Matching(enet_multiplayer::api::wire::is_simplify_path)
@@ -289,6 +380,10 @@ fn run(args: &Args) -> Result<(), String> {
     let drain_for = Duration::from_millis(args.drain_ms);
     let exit_when_empty =
         (args.exit_when_empty > 0.0).then(|| Duration::from_secs_f64(args.exit_when_empty));
+    // Gated: the clients that have yet to send their join token, and their deadlines.
+    let mut awaiting: HashMap<PeerId, Instant> = HashMap::new();
+    let join_timeout = Duration::from_millis(args.join_timeout_ms);
+    let enet_port = server.local_port().unwrap_or(args.port);
     // Since when the room has been empty, once someone has joined.
     let mut empty_since: Option<Instant> = None;
     let mut ever_joined = false;
@@ -364,10 +459,14 @@ fn run(args: &Args) -> Result<(), String> {
                     );
                     seen.connected(id);
                     ever_joined = true;
+                    if args.join_secret.is_some() {
+                        awaiting.insert(id, Instant::now() + join_timeout);
+                    }
                 }
                 PeerEvent::PeerDisconnected(id) => {
                     log::info!("client {id} disconnected");
                     seen.disconnected(id);
+                    awaiting.remove(&id);
                 }
                 other => log::debug!("{other:?}"),
             }
@@ -386,6 +485,11 @@ fn run(args: &Args) -> Result<(), String> {
         // server does, so that a Godot client sends a broadcast RPC as one packet instead of
         // one per peer.
         while let Some(packet) = server.get_packet() {
+            if awaiting.remove(&packet.from).is_some() {
+                let secret = args.join_secret.as_deref().unwrap_or_default().as_bytes();
+                admit(&mut server, secret, enet_port, packet.from, &packet.data);
+                continue;
+            }
             if let Some(confirm) = enet_multiplayer::api::wire::confirm_for_simplify(&packet.data) {
                 let to = Target::Peer(packet.from);
                 if let Err(e) = server.send(to, TransferMode::Reliable, 0, &confirm) {
@@ -395,6 +499,22 @@ fn run(args: &Args) -> Result<(), String> {
                     );
                 }
             }
+        }
+        if !awaiting.is_empty() {
+            let now = Instant::now();
+            awaiting.retain(|&id, deadline| {
+                if now < *deadline {
+                    return true;
+                }
+                log::info!(
+                    "client {id} refused: no join token within {} ms",
+                    join_timeout.as_millis()
+                );
+                if let Err(e) = server.reject(id, Refusal::AdmissionTimeout) {
+                    log::debug!("cannot refuse client {id}: {e}");
+                }
+                false
+            });
         }
         if let Some(every) = stats_every {
             let elapsed = last_stats.0.elapsed();

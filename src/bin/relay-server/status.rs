@@ -448,13 +448,15 @@ impl Metrics {
     }
 }
 
-const REFUSALS: [Refusal; 6] = [
+const REFUSALS: [Refusal; 8] = [
     Refusal::InvalidId,
     Refusal::IdInUse,
     Refusal::NotAccepting,
     Refusal::ServerFull,
     Refusal::TooManyFromAddress,
     Refusal::ConnectingTooOften,
+    Refusal::NotAuthorized,
+    Refusal::AdmissionTimeout,
 ];
 
 fn refusal_name(r: Refusal) -> &'static str {
@@ -465,5 +467,7 @@ fn refusal_name(r: Refusal) -> &'static str {
         Refusal::ServerFull => "server_full",
         Refusal::TooManyFromAddress => "too_many_from_address",
         Refusal::ConnectingTooOften => "connecting_too_often",
+        Refusal::NotAuthorized => "not_authorized",
+        Refusal::AdmissionTimeout => "admission_timeout",
     }
 }
