@@ -1306,3 +1306,107 @@ fn join_tokens_admit_valid_clients_only() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Real Godot 3.2 clients join a relay with a join secret: the token, sent with
+/// `multiplayer.send_bytes`, admits one (it and a Rust client then see each other and talk);
+/// a token made with another secret, and no token at all, get the Godot client disconnected
+/// without the room ever hearing of it.
+#[test]
+fn godot_clients_join_with_a_token_sent_by_send_bytes() {
+    use support::godot::{require_godot, spawn_engine};
+    let Some(bin) = require_godot() else {
+        return;
+    };
+    let port = free_port();
+    let _relay = spawn_relay(
+        port,
+        &["--join-secret", "godot-secret", "--join-timeout-ms", "1500"],
+    );
+    let mut rust = clients(port, 1);
+    pump_until(&mut rust, "connected", |cs| {
+        cs[0].events.contains(&PeerEvent::ConnectionSucceeded)
+    });
+    let rust_id = rust[0].peer.unique_id();
+    let token = mint("godot-secret", port, rust_id, 60);
+    send_token(&mut rust[0], &token);
+    let dir = std::env::temp_dir().join(format!("enet-mp-token-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spawn = |name: &str, file: &std::path::Path| {
+        let vars = vec![
+            ("TOKEN_PORT".to_string(), port.to_string()),
+            ("TOKEN_FILE".to_string(), file.display().to_string()),
+            ("TOKEN_TIMEOUT".to_string(), "30".to_string()),
+        ];
+        spawn_engine(&bin, name, &[], "token_client.gd", &vars, name).expect("godot")
+    };
+    let id_of = |g: &mut Proc| -> u32 {
+        let line = g.wait_line(|l| l.starts_with("READY id="), LIMIT);
+        line["READY id=".len()..].trim().parse().unwrap()
+    };
+    // Written whole, then renamed: the client never reads half a token.
+    let give = |file: &std::path::Path, token: &str| {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, token).unwrap();
+        std::fs::rename(&tmp, file).unwrap();
+    };
+    let good_file = dir.join("good");
+    let mut good = spawn("godot-token-good", &good_file);
+    let good_id = id_of(&mut good);
+    give(&good_file, &mint("godot-secret", port, good_id, 60));
+    let wrong_file = dir.join("wrong");
+    let mut wrong = spawn("godot-token-wrong", &wrong_file);
+    let wrong_id = id_of(&mut wrong);
+    give(&wrong_file, &mint("not-the-secret", port, wrong_id, 60));
+    let mut silent = spawn("godot-token-none", &dir.join("never-written"));
+    let silent_id = id_of(&mut silent);
+
+    // The admitted Godot client and the Rust client see each other.
+    let start = Instant::now();
+    while !sees(&rust[0], good_id) {
+        pump_until(&mut rust, "a moment", |_| true);
+        good.pump();
+        assert!(start.elapsed() < LIMIT, "{}", good.output());
+    }
+    good.wait_line(|l| l == format!("PEER_CONNECTED {rust_id}"), LIMIT);
+    good.wait_line(|l| l == "TOKEN_SENT", LIMIT);
+    // RAW from the Rust client reaches the Godot client's network_peer_packet.
+    let mut hello = vec![4u8];
+    hello.extend_from_slice(b"hello from rust");
+    rust[0]
+        .peer
+        .send(Target::Peer(good_id), TransferMode::Reliable, 0, &hello)
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        pump_until(&mut rust, "a moment", |_| true);
+        good.pump();
+        if good
+            .all_lines()
+            .iter()
+            .any(|l| l == &format!("RAW from={rust_id} hello from rust"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "{}", good.output());
+    }
+    // The other two are disconnected, and the room never heard of them.
+    for g in [&mut wrong, &mut silent] {
+        let start = Instant::now();
+        while !g.all_lines().iter().any(|l| l == "SERVER_DISCONNECTED") {
+            pump_until(&mut rust, "a moment", |_| true);
+            assert!(start.elapsed() < LIMIT, "{}", g.output());
+        }
+        assert_eq!(g.wait_exit(LIMIT).and_then(|s| s.code()), Some(0));
+    }
+    assert!(wrong.all_lines().iter().any(|l| l == "TOKEN_SENT"));
+    pump_until(&mut rust, "a moment", |_| true);
+    assert!(!sees(&rust[0], wrong_id) && !sees(&rust[0], silent_id));
+    let good_lines = good.all_lines();
+    for id in [wrong_id, silent_id] {
+        assert!(
+            !good_lines.contains(&format!("PEER_CONNECTED {id}")),
+            "the admitted Godot client was told of {id}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
