@@ -442,10 +442,18 @@ impl ServerDriver {
             .peer_info(peer)
             .ok()
             .map(|i| std::net::IpAddr::V4(*i.address.ip()));
-        match self
+        let connected = self
             .session
-            .connect_from(Link::Enet(peer), Some(claimed), address, now)
-        {
+            .connect_from(Link::Enet(peer), Some(claimed), address, now);
+        if let Ok(id) = connected {
+            let from = host.peer_info(peer).map(|i| i.address.to_string());
+            log::info!(
+                "peer {id} connected from {} (enet){}",
+                from.unwrap_or_default(),
+                gated_note(self.session.config().gated)
+            );
+        }
+        match connected {
             Ok(_) => {
                 if let (Some(t), Ok(mut p)) = (state.common.timeout, host.peer_mut(peer)) {
                     p.set_peer_timeout(t);
@@ -542,7 +550,15 @@ impl ServerDriver {
                     .as_ref()
                     .and_then(|w| w.listener.info(id))
                     .map(|i| i.address.ip());
-                match self.session.connect_from(Link::Ws(id), None, address, now) {
+                let connected = self.session.connect_from(Link::Ws(id), None, address, now);
+                if let Ok(peer) = connected {
+                    log::info!(
+                        "peer {peer} connected from {} (websocket){}",
+                        address.map(|a| a.to_string()).unwrap_or_default(),
+                        gated_note(self.session.config().gated)
+                    );
+                }
+                match connected {
                     Ok(peer) => {
                         // Godot's order: the id first (a client's id is 0 until then), then
                         // SYS_ADD(1), which completes the client's connection.
@@ -982,7 +998,7 @@ impl ServerDriver {
             self.ws_closed = Some(ws.listener.stats);
         }
         self.open = false;
-        log::info!("closed");
+        log::debug!("closed");
     }
 
     pub(crate) fn peer_stats(&self, id: PeerId) -> Result<PeerStats> {
@@ -1064,6 +1080,15 @@ impl ServerDriver {
             }
         }
         stats
+    }
+}
+
+/// What a connect log line adds for a gated server.
+fn gated_note(gated: bool) -> &'static str {
+    if gated {
+        ", waiting for admission"
+    } else {
+        ""
     }
 }
 

@@ -1410,3 +1410,97 @@ fn godot_clients_join_with_a_token_sent_by_send_bytes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--log-format json`: every line on stderr is one JSON object; and each event is one line,
+/// not one per layer (a connect and a departure are logged once each, with the address).
+#[test]
+fn log_lines_are_json_and_one_per_event() {
+    let port = free_port();
+    let mut relay = spawn_relay(port, &["--log-format", "json"]);
+    let mut cs = clients(port, 1);
+    pump_until(&mut cs, "connected", |cs| {
+        cs[0].events.contains(&PeerEvent::ConnectionSucceeded)
+    });
+    let id = cs[0].peer.unique_id();
+    relay.wait_line(
+        |l| l.contains(&format!("peer {id} connected from 127.0.0.1:")),
+        LIMIT,
+    );
+    drop(cs);
+    relay.wait_line(|l| l.contains(&format!("peer {id} disconnected")), LIMIT);
+    let lines = relay.stderr();
+    let mut about = 0;
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["ts", "level", "target", "msg"] {
+            assert!(v[key].is_string(), "{key} missing: {line}");
+        }
+        if v["msg"].as_str().unwrap().contains(&format!("peer {id} ")) {
+            about += 1;
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("relay server on")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        about, 2,
+        "one line for the connect, one for the departure: {lines:#?}"
+    );
+}
+
+/// A client whose compression differs (range coder) on a relay without compression: ENet
+/// drops its compressed datagrams; the relay explains it once for that address, however many
+/// arrive.
+#[test]
+fn a_compression_mismatch_is_explained_once_per_address() {
+    let port = free_port();
+    let mut relay = spawn_relay(port, &[]); // --compression none
+    let mut client = ENetMultiplayerPeer::client("127.0.0.1", port)
+        .compression(Compression::RangeCoder)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let mut sent = 0;
+    // Whether or not the handshake gets through (small datagrams go uncompressed), what is
+    // compressible goes compressed: keep sending until the relay has explained it.
+    let line = loop {
+        client.poll_timeout(Duration::from_millis(5)).unwrap();
+        while client.pop_event().is_some() {}
+        if client.connection_status() == ConnectionStatus::Connected && sent < 200 {
+            let _ = client.send(Target::Peer(1), TransferMode::Reliable, 0, &[0u8; 1000]);
+            sent += 1;
+        }
+        relay.pump();
+        if let Some(l) = relay
+            .stderr()
+            .into_iter()
+            .find(|l| l.contains("compressed datagrams from 127.0.0.1:"))
+        {
+            break l;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "no explanation; sent {sent}\n{}",
+            relay.output()
+        );
+    };
+    assert!(
+        line.contains("WARN") && line.contains("must match"),
+        "{line}"
+    );
+    // More of them: still one line.
+    let more = Instant::now();
+    while more.elapsed() < Duration::from_millis(500) {
+        client.poll_timeout(Duration::from_millis(5)).unwrap();
+        let _ = client.send(Target::Peer(1), TransferMode::Reliable, 0, &[0u8; 1000]);
+    }
+    relay.pump();
+    let told = relay
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("compressed datagrams from"))
+        .count();
+    assert_eq!(told, 1, "{}", relay.output());
+}

@@ -53,8 +53,15 @@ pub struct Host {
     hooks: Box<Hooks>,
     handshakes: Handshakes,
     rejected: (u64, u64),
+    /// Compressed datagrams this host could not read (it has no compressor), and the
+    /// addresses already told about in the log.
+    unreadable: u64,
+    unreadable_warned: std::collections::HashSet<SocketAddrV4>,
     _init: InitGuard,
 }
+
+/// Addresses remembered as told about a compression mismatch (beyond it, no more warnings).
+const MISMATCH_ADDRESSES_KEPT: usize = 1024;
 
 // SAFETY: the ENetHost and everything it points to (peers, queued packets, compressor) is owned
 // by this value alone; ENet keeps no thread-local or global state per host, so the host may be
@@ -96,6 +103,8 @@ impl Host {
             hooks: Box::new(Hooks::new()),
             handshakes: Handshakes::default(),
             rejected: (0, 0),
+            unreadable: 0,
+            unreadable_warned: std::collections::HashSet::new(),
             _init: init,
         };
         // SAFETY: a plain field of a valid host; the trampoline only acts inside service calls,
@@ -276,6 +285,13 @@ impl Host {
     pub fn slot_usage(&self) -> SlotUsage {
         // SAFETY: `peers` has `peerCount` entries of this valid host; only states are read.
         unsafe { slot_usage(self.host().peers, self.host().peerCount) }
+    }
+
+    /// Compressed datagrams that reached this host while it has no compression, since it was
+    /// created: ENet drops them, so a peer whose compression setting differs never gets
+    /// through. Each sender is also explained once in the log (a warning).
+    pub fn unreadable_compressed(&self) -> u64 {
+        self.unreadable
     }
 
     /// Datagrams ENet rejected since the host was created: (oversize payload, channel the
@@ -565,6 +581,18 @@ impl Host {
                 log::warn!("ENet dropped data from peer slot {index}: {what}");
             } else {
                 log::debug!("ENet dropped data from peer slot {index}: {what}");
+            }
+        }
+        for from in std::mem::take(&mut self.hooks.unreadable_from) {
+            self.unreadable += 1;
+            if self.unreadable_warned.len() < MISMATCH_ADDRESSES_KEPT
+                && self.unreadable_warned.insert(from)
+            {
+                log::warn!(
+                    "compressed datagrams from {from}, but this host uses no compression: ENet \
+                     drops them. The peer's compression must match (Godot 3.2 and 3.3 default \
+                     to none, Godot 3.4+ and Redot 3 to the range coder)"
+                );
             }
         }
         if std::mem::take(&mut self.hooks.handshake_seen) {

@@ -33,6 +33,10 @@ pub enum Intercept {
 /// from. Installed with [`Host::set_intercept`](crate::Host::set_intercept).
 pub type InterceptFn = dyn FnMut(&[u8], SocketAddrV4) -> Intercept + Send;
 
+/// Senders of unreadable compressed datagrams noted per service call at most (the rest of a
+/// flood is not worth the memory: one is enough to explain).
+const MAX_UNREADABLE_PER_CALL: usize = 64;
+
 /// What the intercept trampoline works with while one host is being serviced. Owned by the
 /// host (boxed, so its address is stable) and reachable from C only during a service call.
 pub(crate) struct Hooks {
@@ -44,6 +48,8 @@ pub(crate) struct Hooks {
     pub(crate) rejects: Vec<(usize, Reject)>,
     /// Room to decompress a datagram into, to look at it.
     pub(crate) scratch: Vec<u8>,
+    /// Senders of compressed datagrams this host cannot read (it has no compressor).
+    pub(crate) unreadable_from: Vec<SocketAddrV4>,
     /// The payload of a panic of `user` caught during the current ENet call, to be raised
     /// again once ENet has returned.
     pub(crate) panic: Option<Box<dyn Any + Send>>,
@@ -56,6 +62,7 @@ impl Hooks {
             handshake_seen: false,
             rejects: Vec::new(),
             scratch: Vec::new(),
+            unreadable_from: Vec::new(),
             panic: None,
         }
     }
@@ -145,6 +152,13 @@ fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
     let Some(word) = be16(data, 0) else {
         return;
     };
+    if word & HEADER_FLAG_COMPRESSED != 0 && host.compressor.decompress.is_none() {
+        // ENet drops it: the sender compresses, this host does not (a settings mismatch).
+        if hooks.unreadable_from.len() < MAX_UNREADABLE_PER_CALL {
+            hooks.unreadable_from.push(from_enet(&host.receivedAddress));
+        }
+        return;
+    }
     let slot = usize::from(word & PEER_ID_MASK);
     if slot == usize::from(PEER_ID_MASK) {
         hooks.handshake_seen = true;

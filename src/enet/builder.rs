@@ -397,7 +397,7 @@ impl ENetBuilder<ServerRole> {
         let mut driver =
             ServerDriver::new(ServerSession::new(session), Some(state), websocket, limits)?;
         driver.server_packets = server_packets;
-        log::info!("server listening on {bind} (max {max_clients} clients)");
+        log::debug!("server listening on {bind} (max {max_clients} clients)");
         Ok(ENetMultiplayerPeer::from_server(driver))
     }
 }

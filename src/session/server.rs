@@ -357,7 +357,8 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             },
         );
         self.links.insert(link, id);
-        log::info!(
+        // The driver logs the arrival, with the address it knows (one line per event).
+        log::debug!(
             "peer {id} connected{}",
             if self.config.gated {
                 " (waiting for admission)"

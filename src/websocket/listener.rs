@@ -120,7 +120,7 @@ impl Listener {
             protocols: options.protocols.clone().into(),
         };
         let config = ws_config(options.max_message_size, options.max_queued_bytes);
-        log::info!(
+        log::debug!(
             "websocket listening on {}{}",
             tcp.local_addr().map_or(address, |a| a),
             if options.tls.is_some() { " (wss)" } else { "" }

@@ -87,6 +87,10 @@ struct Args {
     /// (0 = no limit).
     #[arg(long, env = "RELAY_CONNECTS_PER_IP_PER_S", default_value_t = 0)]
     connects_per_ip_per_s: u32,
+    /// Log lines on stderr as text, or as one JSON object per line (`ts`, `level`, `target`,
+    /// `msg`) for a log collector.
+    #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Seconds between stats lines on stdout (0 turns them off).
     #[arg(long, env = "RELAY_STATS_INTERVAL", default_value_t = 10.0)]
     stats_interval: f64,
@@ -180,6 +184,15 @@ fn start_drain(server: &mut ENetMultiplayerPeer) -> Instant {
     Instant::now()
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// `[time LEVEL target] message`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// `relay-server token`: mints a join token.
 #[derive(Debug, Parser)]
 #[command(
@@ -248,7 +261,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if args.log_format == LogFormat::Json {
+        logger.format(|buf, record| {
+            use std::io::Write as _;
+            let line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    logger.init();
     if !(args.stats_interval >= 0.0 && args.stats_interval.is_finite()) {
         eprintln!("error: --stats-interval must be a number of seconds >= 0");
         return ExitCode::from(2);
@@ -449,14 +476,8 @@ fn run(args: &Args) -> Result<(), String> {
         }
         while let Some(event) = server.pop_event() {
             match event {
+                // The library logs arrivals and departures (with the address), once.
                 PeerEvent::PeerConnected(id) => {
-                    log::info!(
-                        "client {id} connected from {}",
-                        server
-                            .peer_address(id)
-                            .map(|a| a.to_string())
-                            .unwrap_or_default()
-                    );
                     seen.connected(id);
                     ever_joined = true;
                     if args.join_secret.is_some() {
@@ -464,7 +485,6 @@ fn run(args: &Args) -> Result<(), String> {
                     }
                 }
                 PeerEvent::PeerDisconnected(id) => {
-                    log::info!("client {id} disconnected");
                     seen.disconnected(id);
                     awaiting.remove(&id);
                 }
