@@ -16,7 +16,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 /// The page at /status (it fetches /status.json itself).
 const STATUS_PAGE: &str = include_str!("status.html");
 
-/// How long /healthz lets the loop go without publishing (it publishes 4 times a second).
+/// How long /healthz lets the loop go without publishing (it publishes once a second).
 const ALIVE_S: f64 = 5.0;
 
 /// The listener: stop it with [`Http::stop`].

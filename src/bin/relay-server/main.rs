@@ -175,7 +175,7 @@ fn admit(server: &mut ENetMultiplayerPeer, secret: &[u8], port: u16, id: PeerId,
 }
 
 /// How often the loop publishes its status and metrics for the HTTP thread.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the drain: refuse new connections, tell every client; returns when it began.
 fn start_drain(server: &mut ENetMultiplayerPeer) -> Instant {

@@ -320,7 +320,7 @@ impl Metrics {
             HistogramOpts::new(
                 "relay_rtt_milliseconds",
                 "ENet clients' mean round-trip times, one observation per client each time the \
-                 server publishes its status (4 a second).",
+                 server publishes its status (once a second).",
             )
             .buckets(vec![
                 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0,
