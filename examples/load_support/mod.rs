@@ -48,8 +48,14 @@ impl Json {
 
 /// VmRSS of a process, in kB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A kB field of /proc/PID/status (`VmRSS:`, `VmHWM:` for the peak RSS since the process
+/// started, ...).
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
