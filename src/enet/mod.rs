@@ -270,7 +270,7 @@ impl ENetMultiplayerPeer {
     }
 
     /// Server: starts a graceful shutdown, as before an update. New connections are refused
-    /// and every client is told the server is closing ([`DisconnectReason::ServerClosed`]:
+    /// and every client is told the server is closing ([`DisconnectReason::ServerClosed`](crate::DisconnectReason::ServerClosed):
     /// an ENet disconnect once what is queued for it has gone, a WebSocket close frame). Keep
     /// polling: each client's `PeerDisconnected` follows as it acknowledges (or as its
     /// transport gives up on it); once [`peer_ids`](Self::peer_ids) is empty, or a deadline
@@ -308,7 +308,7 @@ impl ENetMultiplayerPeer {
         }
     }
 
-    /// Server: disconnects client `id` with [`DisconnectReason::Refused`]`(refusal)` (for a
+    /// Server: disconnects client `id` with [`DisconnectReason::Refused`](crate::DisconnectReason::Refused)`(refusal)` (for a
     /// gated server, a client whose join token did not hold), counted in
     /// [`refusals`](Self::refusals). Its `PeerDisconnected` follows when the link is gone.
     pub fn reject(&mut self, id: PeerId, refusal: crate::Refusal) -> Result<()> {
