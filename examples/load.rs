@@ -371,13 +371,9 @@ impl Fleet {
             let mut first = true;
             loop {
                 let c = &mut self.clients[rx];
-                let event = if first {
-                    first = false;
-                    c.host.service(Duration::ZERO)
-                } else {
-                    c.host.check_events()
+                let Some(event) = next_event(&mut c.host, &mut first) else {
+                    break;
                 };
-                let Ok(Some(event)) = event else { break };
                 match event {
                     Event::Connect { .. } => {
                         c.connected = true;
@@ -474,13 +470,9 @@ impl Fleet {
         let mut first = true;
         loop {
             let c = &mut self.clients[rx];
-            let event = if first {
-                first = false;
-                c.host.service(Duration::ZERO)
-            } else {
-                c.host.check_events()
+            let Some(event) = next_event(&mut c.host, &mut first) else {
+                break;
             };
-            let Ok(Some(event)) = event else { break };
             match event {
                 Event::Receive { packet, .. } => found |= packet.data().ends_with(payload),
                 Event::Disconnect { .. } if !c.gone => {
@@ -1311,4 +1303,15 @@ fn traffic(args: &Args, fleet: &mut Fleet, json: &mut Json) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// The next event of `host` within one pump: the first call services the socket, the later
+/// ones take what ENet already has (an error ends the pump like "no event").
+fn next_event(host: &mut Host, first: &mut bool) -> Option<Event> {
+    let event = if std::mem::take(first) {
+        host.service(Duration::ZERO)
+    } else {
+        host.check_events()
+    };
+    event.ok().flatten()
 }
