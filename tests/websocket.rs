@@ -46,6 +46,10 @@ impl Peer for WebSocketMultiplayerPeer {
 
 type Room = Cluster<dyn Peer>;
 
+/// Held by the tests that measure the process's RSS or allocate a lot, so that they do not
+/// run at the same time (the test threads share one process).
+static MEMORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn node(p: impl Peer + 'static) -> Node<dyn Peer> {
     Node::new(Box::new(p))
 }
@@ -742,6 +746,8 @@ fn close_codes_are_godots_disconnect_codes_plus_4000() {
 
 #[test]
 fn a_thousand_idle_half_open_connections_do_not_lock_honest_clients_out() {
+    // Reads the whole process's RSS: never beside the flood test of this binary.
+    let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     let server = ws_server()
         .max_clients(200)
         .listen(listen().handshake_timeout(Duration::from_millis(1500)))
@@ -787,6 +793,8 @@ fn a_thousand_idle_half_open_connections_do_not_lock_honest_clients_out() {
 
 #[test]
 fn a_client_that_stops_reading_is_disconnected_and_others_get_everything() {
+    // Floods tens of MB: never beside the RSS measurement of this binary.
+    let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     let server = ws_server()
         .listen(listen().max_queued_bytes(256 * 1024))
         .build()
