@@ -11,6 +11,7 @@ fi
 if [ "${ENET_MP_SKIP_BROWSER:-0}" = 1 ]; then
     echo "test.sh: ENET_MP_SKIP_BROWSER=1 -- the browser test (headless Chromium) is SKIPPED in this run" >&2
 fi
-# The relay-server binary and its process tests need the feature of the same name.
-cargo test --workspace --all-targets --release --features relay-server "$@"
-cargo test --workspace --doc --release --features relay-server
+# The relay-server binary and its process tests need the feature of the same name; its Agones
+# tests the agones feature (which includes it).
+cargo test --workspace --all-targets --release --features agones "$@"
+cargo test --workspace --doc --release --features agones

@@ -343,6 +343,14 @@ impl ENetMultiplayerPeer {
         }
     }
 
+    /// How many peers [`peer_ids`](Self::peer_ids) would list, without making the list.
+    pub fn peer_count(&self) -> usize {
+        match &self.driver {
+            Driver::Server(s) => s.session.peer_ids().len(),
+            Driver::Client(c) => c.session.peer_ids().len(),
+        }
+    }
+
     /// Address, round-trip time, loss, traffic and drops of a directly connected peer (a
     /// server's client, or a client's server).
     pub fn peer_stats(&self, id: PeerId) -> Result<PeerStats> {

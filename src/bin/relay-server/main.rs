@@ -11,6 +11,8 @@
 //! through env_logger (`RUST_LOG`, default `info`); stats lines go to stdout. It runs until
 //! SIGINT or SIGTERM, then disconnects every client at once and exits 0.
 
+#[cfg(feature = "agones")]
+mod agones;
 mod http;
 mod status;
 mod token;
@@ -148,6 +150,11 @@ struct Args {
     /// per process, as orchestrators run game servers (0: never).
     #[arg(long, env = "RELAY_EXIT_WHEN_EMPTY", default_value_t = 0.0)]
     exit_when_empty: f64,
+    /// Run as an Agones GameServer: Ready once listening, Health every 2 s, the player count
+    /// as the label `players`, Shutdown at exit. The SDK server is on localhost at
+    /// AGONES_SDK_GRPC_PORT (default 9357). Needs a build with the `agones` feature.
+    #[arg(long, env = "RELAY_AGONES")]
+    agones: bool,
 }
 
 /// A gated relay's first packet from client `id`: admits it if it is a valid join token.
@@ -284,6 +291,13 @@ fn main() -> ExitCode {
         eprintln!("error: --exit-when-empty must be a number of seconds >= 0");
         return ExitCode::from(2);
     }
+    if args.agones && !cfg!(feature = "agones") {
+        eprintln!(
+            "error: --agones needs a relay-server built with the agones feature \
+             (cargo install --path . --features agones)"
+        );
+        return ExitCode::from(2);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -377,6 +391,12 @@ fn run(args: &Args) -> Result<(), String> {
         args.compression
     );
 
+    #[cfg(feature = "agones")]
+    let mut agones = match args.agones {
+        true => Some(agones::Agones::start()?),
+        false => None,
+    };
+
     let board = Arc::new(Board::new());
     let mut seen = Seen::default();
     // Published before the listener starts: /readyz never answers for a server it has not seen.
@@ -402,6 +422,10 @@ fn run(args: &Args) -> Result<(), String> {
         );
         Some(http)
     };
+    #[cfg(feature = "agones")]
+    if let Some(agones) = &mut agones {
+        agones.ready();
+    }
     let mut last_publish = Some(Instant::now());
     let mut draining: Option<Instant> = None;
     let drain_for = Duration::from_millis(args.drain_ms);
@@ -430,7 +454,7 @@ fn run(args: &Args) -> Result<(), String> {
             draining = Some(start_drain(&mut server));
         }
         if let Some(since) = draining {
-            if server.peer_ids().is_empty() {
+            if server.peer_count() == 0 {
                 break "every client acknowledged";
             }
             if since.elapsed() >= drain_for {
@@ -491,7 +515,14 @@ fn run(args: &Args) -> Result<(), String> {
                 other => log::debug!("{other:?}"),
             }
         }
-        if ever_joined && server.peer_ids().is_empty() {
+        #[cfg(feature = "agones")]
+        if let Some(agones) = &mut agones {
+            if let Err(e) = agones.tick(server.peer_count()) {
+                server.close();
+                return Err(e);
+            }
+        }
+        if ever_joined && server.peer_count() == 0 {
             empty_since.get_or_insert_with(Instant::now);
         } else {
             empty_since = None;
@@ -549,12 +580,16 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     let started = Instant::now();
-    let clients = server.peer_ids().len();
+    let clients = server.peer_count();
     server.close();
     log::info!(
         "shut down ({end}): {clients} clients still connected were disconnected, in {:?}",
         started.elapsed()
     );
+    #[cfg(feature = "agones")]
+    if let Some(agones) = agones {
+        agones.shutdown();
+    }
     if let Some(http) = http {
         http.stop();
     }
