@@ -1405,6 +1405,111 @@ fn godot_clients_join_with_a_token_sent_by_send_bytes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The relay with the range coder, and whose log says so.
+fn spawn_compressing_relay(port: u16) -> Proc {
+    let mut cmd = Command::new(RELAY);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--compression", "range-coder", "--http", "127.0.0.1:0"])
+        .env("RUST_LOG", "info");
+    let mut p = Proc::spawn(cmd);
+    p.wait_line(|l| l.contains("compression RangeCoder"), LIMIT);
+    p
+}
+
+const NEVER_COMPLETES: &str = "does not complete: it keeps sending its connect request";
+
+/// The other direction: a client without compression on a relay with the range coder cannot
+/// read the relay's compressed answers, so its handshake never completes and ENet reports
+/// nothing; the relay explains it once for that address. A client whose setting matches
+/// joins, and nothing is said about it.
+#[test]
+fn a_handshake_that_cannot_complete_for_compression_is_explained_once() {
+    let port = free_port();
+    let mut relay = spawn_compressing_relay(port);
+    let mut matching = ENetMultiplayerPeer::client("127.0.0.1", port)
+        .compression(Compression::RangeCoder)
+        .build()
+        .unwrap();
+    let mut plain = ENetMultiplayerPeer::client("127.0.0.1", port)
+        .compression(Compression::None)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let line = loop {
+        for c in [&mut matching, &mut plain] {
+            c.poll_timeout(Duration::from_millis(2)).unwrap();
+            while c.pop_event().is_some() {}
+        }
+        relay.pump();
+        if let Some(l) = relay
+            .stderr()
+            .into_iter()
+            .find(|l| l.contains(NEVER_COMPLETES))
+        {
+            break l;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "no explanation\n{}",
+            relay.output()
+        );
+    };
+    assert!(
+        line.contains("WARN") && line.contains("the handshake with 127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(matching.connection_status(), ConnectionStatus::Connected);
+    assert_ne!(plain.connection_status(), ConnectionStatus::Connected);
+    // It keeps trying: still one line (the client that joined, from another address, would
+    // make a second).
+    let more = Instant::now();
+    while more.elapsed() < Duration::from_secs(3) {
+        for c in [&mut matching, &mut plain] {
+            c.poll_timeout(Duration::from_millis(5)).unwrap();
+        }
+    }
+    let told: Vec<String> = relay
+        .stderr()
+        .into_iter()
+        .filter(|l| l.contains(NEVER_COMPLETES))
+        .collect();
+    assert_eq!(told.len(), 1, "{}", relay.output());
+}
+
+/// The same with a real Godot 3.2 client, which does not compress by default.
+#[test]
+fn a_godot_3_2_client_on_a_compressing_relay_is_explained() {
+    use support::godot::{require_godot, spawn_engine};
+    let Some(bin) = require_godot() else {
+        return;
+    };
+    let port = free_port();
+    let mut relay = spawn_compressing_relay(port);
+    let vars = vec![
+        ("TOKEN_PORT".to_string(), port.to_string()),
+        // No token is ever written: the client only joins.
+        (
+            "TOKEN_FILE".to_string(),
+            "/nonexistent/never-written".to_string(),
+        ),
+        ("TOKEN_TIMEOUT".to_string(), "20".to_string()),
+    ];
+    let name = "godot-uncompressed";
+    let mut godot = spawn_engine(&bin, name, &[], "token_client.gd", &vars, name).expect("godot");
+    godot.wait_line(|l| l.starts_with("READY id="), LIMIT);
+    let line = relay.wait_line(|l| l.contains(NEVER_COMPLETES), LIMIT);
+    assert!(line.contains("127.0.0.1:"), "{line}");
+    godot.pump();
+    assert!(
+        !godot
+            .all_lines()
+            .iter()
+            .any(|l| l == "CONNECTION_SUCCEEDED"),
+        "{}",
+        godot.output()
+    );
+}
+
 /// `--log-format json`: every line on stderr is one JSON object; and each event is one line,
 /// not one per layer (a connect and a departure are logged once each, with the address).
 #[test]

@@ -57,11 +57,19 @@ pub struct Host {
     /// addresses already told about in the log.
     unreadable: u64,
     unreadable_warned: std::collections::HashSet<SocketAddrV4>,
+    /// Connect requests repeated, uncompressed, for a handshake still half-open while this host
+    /// compresses; and per address (until it completes a handshake) how many, and whether told.
+    repeated_connects: u64,
+    repeated_connects_from: std::collections::HashMap<SocketAddrV4, u32>,
     _init: InitGuard,
 }
 
 /// Addresses remembered as told about a compression mismatch (beyond it, no more warnings).
 const MISMATCH_ADDRESSES_KEPT: usize = 1024;
+
+/// Repeated connect requests from one address, with no handshake completed, before the log
+/// explains a compression mismatch (one repeat can be a lost answer).
+const REPEATS_BEFORE_WARNING: u32 = 2;
 
 // SAFETY: the ENetHost and everything it points to (peers, queued packets, compressor) is owned
 // by this value alone; ENet keeps no thread-local or global state per host, so the host may be
@@ -105,6 +113,8 @@ impl Host {
             rejected: (0, 0),
             unreadable: 0,
             unreadable_warned: std::collections::HashSet::new(),
+            repeated_connects: 0,
+            repeated_connects_from: std::collections::HashMap::new(),
             _init: init,
         };
         // SAFETY: a plain field of a valid host; the trampoline only acts inside service calls,
@@ -292,6 +302,16 @@ impl Host {
     /// through. Each sender is also explained once in the log (a warning).
     pub fn unreadable_compressed(&self) -> u64 {
         self.unreadable
+    }
+
+    /// Connect requests that came again, uncompressed, for a handshake still half-open, while
+    /// this host compresses, since it was created. A peer without compression cannot read this
+    /// host's compressed answers, so it keeps asking and its handshake never completes (nor does
+    /// ENet report anything); an address that asks a third time before completing a handshake
+    /// is explained once in the log (a warning). A lost answer also causes a repeat, so one
+    /// repeat alone proves nothing.
+    pub fn repeated_uncompressed_connects(&self) -> u64 {
+        self.repeated_connects
     }
 
     /// Datagrams ENet rejected since the host was created: (oversize payload, channel the
@@ -595,6 +615,27 @@ impl Host {
                 );
             }
         }
+        for from in std::mem::take(&mut self.hooks.repeated_connect_from) {
+            self.repeated_connects += 1;
+            let known = self.repeated_connects_from.len();
+            let count = match self.repeated_connects_from.get_mut(&from) {
+                Some(count) => count,
+                None if known < MISMATCH_ADDRESSES_KEPT => {
+                    self.repeated_connects_from.entry(from).or_insert(0)
+                }
+                None => continue,
+            };
+            *count += 1;
+            if *count == REPEATS_BEFORE_WARNING {
+                log::warn!(
+                    "the handshake with {from} does not complete: it keeps sending its connect \
+                     request, uncompressed, while this host compresses with the range coder. A \
+                     peer without compression cannot read compressed answers; the peer's \
+                     compression must match (Godot 3.2 and 3.3 default to none, Godot 3.4+ and \
+                     Redot 3 to the range coder)"
+                );
+            }
+        }
         if std::mem::take(&mut self.hooks.handshake_seen) {
             // SAFETY: a valid host with `slots.len()` peers; ENet is not running (`&mut self`).
             unsafe { self.handshakes.scan(self.raw, &mut self.slots) };
@@ -629,6 +670,12 @@ impl Host {
             enet_sys::_ENetEventType_ENET_EVENT_TYPE_CONNECT => {
                 // SAFETY: the event's peer is a live slot of this host, ENet is not running.
                 unsafe { self.handshakes.on_connect(event.peer, slot) };
+                if !self.repeated_connects_from.is_empty() {
+                    // SAFETY: as above; one field read.
+                    let from = from_enet(unsafe { &(*event.peer).address });
+                    // A handshake completed: its earlier repeats were lost answers.
+                    self.repeated_connects_from.remove(&from);
+                }
                 // SAFETY: as above; one field read.
                 let connect_id = unsafe { (*event.peer).connectID };
                 // An outgoing connection keeps the handle `connect` returned.

@@ -50,6 +50,9 @@ pub(crate) struct Hooks {
     pub(crate) scratch: Vec<u8>,
     /// Senders of compressed datagrams this host cannot read (it has no compressor).
     pub(crate) unreadable_from: Vec<SocketAddrV4>,
+    /// Senders of an uncompressed connect request repeated for a handshake still half-open,
+    /// while this host compresses: a peer without compression cannot read the answers.
+    pub(crate) repeated_connect_from: Vec<SocketAddrV4>,
     /// The payload of a panic of `user` caught during the current ENet call, to be raised
     /// again once ENet has returned.
     pub(crate) panic: Option<Box<dyn Any + Send>>,
@@ -63,6 +66,7 @@ impl Hooks {
             rejects: Vec::new(),
             scratch: Vec::new(),
             unreadable_from: Vec::new(),
+            repeated_connect_from: Vec::new(),
             panic: None,
         }
     }
@@ -147,6 +151,18 @@ pub(crate) unsafe extern "C" fn intercept_trampoline(
     0
 }
 
+/// Whether the sender of the datagram being received already has a half-open handshake with
+/// this host: its connect request came again, so it did not get (or could not read) the answer.
+fn half_open_from_sender(host: &ENetHost) -> bool {
+    (0..host.peerCount).any(|i| {
+        // SAFETY: i < peerCount, a peer of this valid host; read-only.
+        let peer = unsafe { &*host.peers.add(i) };
+        peer.state == enet_sys::_ENetPeerState_ENET_PEER_STATE_ACKNOWLEDGING_CONNECT
+            && peer.address.host == host.receivedAddress.host
+            && peer.address.port == host.receivedAddress.port
+    })
+}
+
 /// Notes connect requests and the data ENet is about to reject (see `inspect`).
 fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
     let Some(word) = be16(data, 0) else {
@@ -162,6 +178,15 @@ fn look_at_datagram(host: &ENetHost, hooks: &mut Hooks, data: &[u8]) {
     let slot = usize::from(word & PEER_ID_MASK);
     if slot == usize::from(PEER_ID_MASK) {
         hooks.handshake_seen = true;
+        if word & HEADER_FLAG_COMPRESSED == 0
+            && host.compressor.compress.is_some()
+            && hooks.repeated_connect_from.len() < MAX_UNREADABLE_PER_CALL
+            && half_open_from_sender(host)
+        {
+            hooks
+                .repeated_connect_from
+                .push(from_enet(&host.receivedAddress));
+        }
         return;
     }
     if slot >= host.peerCount {

@@ -389,6 +389,40 @@ fn range_coder_hosts_talk() {
     assert_eq!(received(&events, 0)[0].1, body);
 }
 
+/// A client without compression cannot read a compressing server's answers: it repeats its
+/// connect request, and the server counts the repeats. A client that compresses too connects,
+/// and nothing is counted.
+#[test]
+fn repeated_uncompressed_connects_are_counted_by_a_compressing_host() {
+    let cfg = |c: HostConfig| c.compression(Compression::RangeCoder).channel_limit(2);
+    let mut s = Host::new(&cfg(
+        HostConfig::server("127.0.0.1:0".parse().unwrap()).peer_limit(4)
+    ))
+    .unwrap();
+    let mut matching = Host::new(&cfg(HostConfig::client())).unwrap();
+    connect_pair(&mut s, &mut matching, 2, 0);
+    assert_eq!(s.repeated_uncompressed_connects(), 0);
+    let mut plain = client(2);
+    plain.connect(addr(&s), 2, 0).unwrap();
+    let start = Instant::now();
+    let mut connects = 0;
+    while start.elapsed() < Duration::from_millis(2500) {
+        for h in [&mut s, &mut plain] {
+            while let Some(e) = h.service(Duration::ZERO).unwrap() {
+                connects += usize::from(matches!(e, Event::Connect { .. }));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(connects, 0, "the handshake cannot complete");
+    // ENet resends a connect request after 500 ms, then 1 s: at least two repeats by now.
+    assert!(
+        s.repeated_uncompressed_connects() >= 2,
+        "{}",
+        s.repeated_uncompressed_connects()
+    );
+}
+
 /// The payload a test intercept panics with, to recognise it where it comes out.
 #[derive(Debug, PartialEq)]
 struct InterceptPanic(usize);
