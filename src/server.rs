@@ -8,6 +8,7 @@
 //! Waiting: an ENet-only server sleeps in ENet's own socket wait; with WebSocket attached, one
 //! `mio` wait covers the ENet socket, the listener and every TCP connection.
 
+use crate::enet::pacing::Pacing;
 use crate::enet::{HostState, PeerStats, TotalStats, MAX_EVENTS_PER_POLL};
 use crate::error::{Error, Result};
 use crate::peer::{
@@ -56,6 +57,9 @@ const LISTENER_TOKEN: Token = Token(1);
 /// it; a timer that stayed due would otherwise make the wait a busy loop.
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 
+/// The longest ENet wait while clients' announcements wait for acknowledgements.
+const PACING_WAIT: Duration = Duration::from_millis(1);
+
 /// How often the ENet clients' queues are held against `ENetBuilder::max_queued_bytes`.
 const QUEUE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -63,6 +67,9 @@ const QUEUE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// worth giving memory back after (a 1000-client join storm is about 2000 events; 50,000
 /// packets of 1 KiB are 50 MB through the queues).
 const TRIM_AFTER_WORK: u64 = 2_000;
+/// ENet clients gone since the last trim that are worth a trim alone: each frees everything
+/// queued for it (after a join storm, a thousand announcements each).
+const TRIM_AFTER_DEPARTURES: u64 = 256;
 /// Work is counted in windows of this length...
 const QUIET_WINDOW: Duration = Duration::from_millis(100);
 /// ...and a window with less than this is a quiet one: the burst is over.
@@ -140,7 +147,11 @@ pub(crate) struct ServerDriver {
     /// Packets for the server that `server_packets` left out.
     not_for_application: u64,
     /// Events and packets handled since the allocator last gave memory back, and when.
+    /// The ENet clients' announcements, paced by their acknowledgements.
+    pacing: Pacing,
     work_since_trim: u64,
+    /// ENet clients gone since the last trim (each frees all it held).
+    departures_since_trim: u64,
     last_trim: Option<Instant>,
     /// The current window of work: when it began, and what it has seen.
     window: (Instant, u64),
@@ -190,7 +201,9 @@ impl ServerDriver {
             ws_closed: None,
             server_packets: ServerPackets::All,
             not_for_application: 0,
+            pacing: Pacing::default(),
             work_since_trim: 0,
+            departures_since_trim: 0,
             last_trim: None,
             window: (Instant::now(), 0),
         })
@@ -235,7 +248,8 @@ impl ServerDriver {
         let quiet = self.window.1 < QUIET_WINDOW_WORK;
         self.window = (now, 0);
         if !quiet
-            || self.work_since_trim < TRIM_AFTER_WORK
+            || (self.work_since_trim < TRIM_AFTER_WORK
+                && self.departures_since_trim < TRIM_AFTER_DEPARTURES)
             || self
                 .last_trim
                 .is_some_and(|t| now.saturating_duration_since(t) < TRIM_INTERVAL)
@@ -253,6 +267,7 @@ impl ServerDriver {
             }
         );
         self.work_since_trim = 0;
+        self.departures_since_trim = 0;
         self.last_trim = Some(now);
     }
 
@@ -262,8 +277,14 @@ impl ServerDriver {
             return Ok(polled);
         }
         if self.ws.is_none() {
-            // ENet alone: ENet's own wait.
-            self.enet_pass(timeout, &mut polled)?;
+            // ENet alone: ENet's own wait; short while backlogs wait for acknowledgements,
+            // which wake no service call (they are no event).
+            let wait = if self.pacing.is_empty() {
+                timeout
+            } else {
+                timeout.min(PACING_WAIT)
+            };
+            self.enet_pass(wait, &mut polled)?;
             self.check_enet_queues(Instant::now());
             return Ok(polled);
         }
@@ -315,6 +336,7 @@ impl ServerDriver {
         }
         self.check_enet_queues(now);
         self.send_announcements();
+        self.release_backlogs();
         self.flush_all();
         Ok(polled)
     }
@@ -348,9 +370,15 @@ impl ServerDriver {
         let Some(host) = state.host.as_mut() else {
             return;
         };
-        let slow: Vec<PeerHandle> = host
-            .peers()
-            .filter(|&h| host.queued_bytes(h, cap).is_ok_and(|bytes| bytes > cap))
+        let handles: Vec<PeerHandle> = host.peers().collect();
+        let pacing = &self.pacing;
+        // What waits in its backlog counts against a client's cap too.
+        let slow: Vec<PeerHandle> = handles
+            .into_iter()
+            .filter(|&h| {
+                let held = pacing.held_bytes(h);
+                held > cap || host.queued_bytes_over(h, cap - held).unwrap_or(false)
+            })
             .collect();
         for handle in slow {
             state.stats.slow_consumers += 1;
@@ -359,6 +387,7 @@ impl ServerDriver {
                 "peer {} is a slow consumer: over {cap} bytes queued for it; disconnecting it",
                 id.unwrap_or(0)
             );
+            self.pacing.forget(handle);
             if let Ok(mut peer) = host.peer_mut(handle) {
                 peer.disconnect(DisconnectReason::SlowConsumer.code());
             }
@@ -387,6 +416,8 @@ impl ServerDriver {
                 }
                 Event::Disconnect { peer, .. } => {
                     polled.events += 1;
+                    self.departures_since_trim += 1;
+                    self.pacing.forget(peer);
                     self.session.link_closed(&Link::Enet(peer));
                 }
                 Event::Receive {
@@ -404,9 +435,13 @@ impl ServerDriver {
         if let Some(ws) = self.ws.as_mut() {
             ws.enet_backlog = !drained;
         }
-        // The announcements of this pass's connects and departures, together, then one flush
-        // (also when the event cap stopped the loop with packets still queued).
-        if self.send_announcements() || !drained {
+        // The announcements of this pass's connects and departures, together, what the
+        // backlogs have room for, then one flush (also when the event cap stopped the loop
+        // with packets still queued).
+        let announced = self.send_announcements();
+        let paced = !self.pacing.is_empty();
+        self.release_backlogs();
+        if announced || paced || !drained {
             if let Some(host) = self.enet.as_mut().and_then(|e| e.host.as_mut()) {
                 host.flush();
             }
@@ -532,7 +567,7 @@ impl ServerDriver {
         };
         let len = packet.len() as u64;
         let links = self.session.forward_links(forward).filter_map(Link::enet);
-        let sent = host.send_many(links, channel, packet) as u64;
+        let sent = self.pacing.send_many(host, links, channel, packet) as u64;
         let stats = &mut state.stats;
         stats.relayed += sent;
         stats.packets_out += sent;
@@ -656,7 +691,8 @@ impl ServerDriver {
                 let payload = &message[WS_HEADER_LEN..];
                 match enet_wrapper::Packet::from_parts(&[&head, payload], PacketFlags::RELIABLE) {
                     Ok(packet) => {
-                        let sent = host.send_many(links, CHANNEL_RELIABLE, packet) as u64;
+                        let sent =
+                            self.pacing.send_many(host, links, CHANNEL_RELIABLE, packet) as u64;
                         let len = (HEADER_LEN + payload.len()) as u64;
                         state.stats.relayed += sent;
                         state.stats.packets_out += sent;
@@ -725,11 +761,14 @@ impl ServerDriver {
         }
     }
 
-    /// Sends what the session announced, in each transport's messages; true if anything went.
+    /// Sends what the session announced, in each transport's messages (to ENet clients through
+    /// their backlogs); true if anything was announced.
     fn send_announcements(&mut self) -> bool {
         if !self.session.has_announcements() {
             return false;
         }
+        let pacing = &mut self.pacing;
+        pacing.begin_pass();
         let mut enet = self.enet.as_mut().and_then(|e| {
             let stats = &mut e.stats;
             e.host.as_mut().map(|h| (h, stats))
@@ -737,19 +776,29 @@ impl ServerDriver {
         let mut ws = self.ws.as_mut().map(|w| &mut w.listener);
         let mut slow = Vec::new();
         let (mut enet_links, mut ws_links) = (Vec::new(), Vec::new());
+        let mut queued = 0u64;
         self.session.drain_announcements(|what, to| {
             if let Some((host, stats)) = enet.as_mut() {
+                let msg = match what {
+                    Announcement::Add(id) => SystemMessage::AddPeer(id),
+                    Announcement::Remove(id) => SystemMessage::RemovePeer(id),
+                };
+                // Straight to ENet, one packet for all, unless a client has had its share of
+                // this pass (a join storm): then into its backlog.
                 enet_links.clear();
-                enet_links.extend(to.iter().filter_map(|l| l.enet()));
+                for handle in to.iter().filter_map(|l| l.enet()) {
+                    if pacing.direct(handle) {
+                        enet_links.push(handle);
+                    } else {
+                        pacing.announce(handle, msg);
+                    }
+                }
                 if !enet_links.is_empty() {
-                    let msg = match what {
-                        Announcement::Add(id) => SystemMessage::AddPeer(id),
-                        Announcement::Remove(id) => SystemMessage::RemovePeer(id),
-                    };
                     match enet_wrapper::Packet::new(&msg.encode(), PacketFlags::RELIABLE) {
                         Ok(p) => {
                             let n = host.send_many(enet_links.iter().copied(), CHANNEL_CONFIG, p)
                                 as u64;
+                            queued += n;
                             stats.packets_out += n;
                             stats.bytes_out += n * protocol::SYSTEM_MESSAGE_LEN as u64;
                         }
@@ -766,11 +815,34 @@ impl ServerDriver {
                         Announcement::Remove(id) => sys(Kind::SysDel, id),
                     };
                     listener.send_each(&ws_links, &message, &mut slow);
+                    queued += ws_links.len() as u64;
                 }
             }
         });
+        self.work_since_trim += queued;
+        self.window.1 += queued;
         self.slow_consumers(slow);
         true
+    }
+
+    /// Hands ENet what the clients' backlogs have room for (counted as sent, and as work for
+    /// the burst accounting).
+    fn release_backlogs(&mut self) {
+        if self.pacing.is_empty() {
+            return;
+        }
+        let Some(state) = self.enet.as_mut() else {
+            return;
+        };
+        let Some(host) = state.host.as_mut() else {
+            return;
+        };
+        let released = self.pacing.release(host);
+        state.stats.packets_out += released.announcements;
+        state.stats.bytes_out += released.bytes;
+        let work = released.announcements + released.data;
+        self.work_since_trim += work;
+        self.window.1 += work;
     }
 
     // ---- the application's calls ---------------------------------------------------------
@@ -845,6 +917,11 @@ impl ServerDriver {
         };
         let sent = match one.and_then(Link::enet) {
             // One peer: ENet's own refusal (a channel that connection lacks) is the caller's.
+            Some(link) if self.pacing.holds(link) => {
+                self.pacing
+                    .hold(link, enet_channel, packet.flags(), packet.data());
+                1
+            }
             Some(link) => {
                 host.peer_mut(link)?
                     .send(enet_channel, packet)
@@ -853,7 +930,8 @@ impl ServerDriver {
             }
             None => {
                 let (_, links) = self.session.send_links(target)?;
-                host.send_many(links.filter_map(Link::enet), enet_channel, packet)
+                self.pacing
+                    .send_many(host, links.filter_map(Link::enet), enet_channel, packet)
             }
         };
         state.sent(sent, data.len());

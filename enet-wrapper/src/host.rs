@@ -64,6 +64,16 @@ pub struct Host {
     _init: InitGuard,
 }
 
+/// What ENet holds for a peer on the way out ([`Host::outgoing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Commands are queued and not yet sent (ENet sends at most two datagrams to a peer per
+    /// service or flush).
+    pub unsent: bool,
+    /// Bytes of reliable data sent and not yet acknowledged (ENet's `reliableDataInTransit`).
+    pub in_transit: u32,
+}
+
 /// Addresses remembered as told about a compression mismatch (beyond it, no more warnings).
 const MISMATCH_ADDRESSES_KEPT: usize = 1024;
 
@@ -540,6 +550,52 @@ impl Host {
         let raw = self.checked(handle)?;
         // SAFETY: a checked live peer of this host; `&self`, so ENet is not running.
         Ok(unsafe { queued_bytes(raw, stop_above) })
+    }
+
+    /// What ENet holds for a peer on the way out, in two field reads (unlike
+    /// [`queued_bytes`](Self::queued_bytes), which walks the lists): whether commands wait to
+    /// be sent, and the bytes of reliable data sent and not yet acknowledged.
+    pub fn outgoing(&self, handle: PeerHandle) -> Result<Outgoing> {
+        let raw = self.checked(handle)?;
+        // SAFETY: a checked live peer of this host; `&self`, so ENet is not running. An empty
+        // ENet list's sentinel points at itself.
+        let (unsent, in_transit) = unsafe {
+            let empty = |list: *const enet_sys::ENetList| {
+                std::ptr::eq(
+                    (*list).sentinel.next as *const enet_sys::ENetListNode,
+                    std::ptr::addr_of!((*list).sentinel),
+                )
+            };
+            (
+                !empty(std::ptr::addr_of!((*raw).outgoingCommands))
+                    || !empty(std::ptr::addr_of!((*raw).outgoingSendReliableCommands)),
+                (*raw).reliableDataInTransit,
+            )
+        };
+        Ok(Outgoing { unsent, in_transit })
+    }
+
+    /// Whether more than `cap` bytes are queued for a peer (as [`queued_bytes`](Self::queued_bytes)
+    /// counts them), walking ENet's lists only when it could be so: what is queued now is at
+    /// most what the last walk found plus what was sent to the peer since (ENet adds nothing
+    /// with a payload of its own). A check of every peer therefore costs one comparison per
+    /// peer while queues are far below the cap, however many commands they hold (a join storm
+    /// queues a million small ones); only a peer that may be near the cap is walked, and that
+    /// walk stops past the cap.
+    pub fn queued_bytes_over(&mut self, handle: PeerHandle, cap: usize) -> Result<bool> {
+        let raw = self.checked(handle)?;
+        let slot = &mut self.slots[handle.index as usize];
+        let bound = slot
+            .queued_at_walk
+            .saturating_add(slot.bytes_sent.saturating_sub(slot.sent_at_walk));
+        if bound <= cap as u64 {
+            return Ok(false);
+        }
+        // SAFETY: a checked live peer of this host; `&mut self`, so ENet is not running.
+        let queued = unsafe { queued_bytes(raw, cap) };
+        slot.queued_at_walk = queued as u64;
+        slot.sent_at_walk = slot.bytes_sent;
+        Ok(queued > cap)
     }
 
     /// Mutable access to one peer, checked: a stale or foreign handle is an error.

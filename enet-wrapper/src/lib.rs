@@ -57,7 +57,7 @@ pub use config::{Compression, HostConfig, DEFAULT_MAX_PACKET_SIZE, MAX_CHANNELS,
 pub use error::{Error, Result};
 pub use event::Event;
 pub use handshake::{HandshakePolicyFn, SlotUsage};
-pub use host::{Host, SocketBuffers};
+pub use host::{Host, Outgoing, SocketBuffers};
 pub use intercept::{Intercept, InterceptFn};
 pub use memory::release_free_memory;
 pub use packet::{Packet, PacketFlags};

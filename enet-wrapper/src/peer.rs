@@ -130,6 +130,11 @@ pub(crate) struct Slot {
     pub(crate) handshake: u32,
     /// Whether that handshake was given the handshake timeout.
     pub(crate) short_handshake: bool,
+    /// What the last walk of its outgoing lists found queued, and `bytes_sent` then: the
+    /// bytes queued now are at most the first plus what was sent since
+    /// ([`Host::queued_bytes_over`](crate::Host::queued_bytes_over)).
+    pub(crate) queued_at_walk: u64,
+    pub(crate) sent_at_walk: u64,
 }
 
 /// Tokens are unique across all hosts of the process, so a handle never matches another host.

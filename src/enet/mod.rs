@@ -7,6 +7,7 @@
 
 mod builder;
 mod client;
+pub(crate) mod pacing;
 mod stats;
 
 pub use builder::{

@@ -168,6 +168,9 @@ enum Recipients {
     Many(Vec<PeerId>),
 }
 
+/// Capacity of the pending announcements kept after they went out (more is freed).
+const PENDING_KEPT: usize = 4096;
+
 /// The server's side of a session over links of type `L`. See the [module docs](super).
 #[derive(Debug)]
 pub struct ServerSession<L> {
@@ -585,6 +588,11 @@ impl<L: Copy + Eq + Hash> ServerSession<L> {
             }
         }
         self.scratch = links;
+        // A join storm of N clients queues about N²/2 of them (16 MB for 1000): give the
+        // room back rather than keep it for the next storm.
+        if self.pending.capacity() > PENDING_KEPT {
+            self.pending = Vec::new();
+        }
     }
 
     /// Whether announcements wait for [`drain_announcements`](Self::drain_announcements).
