@@ -315,6 +315,9 @@ fn a_peer_event_never_waits_for_the_sdk() {
     // The loop hands calls to the SDK thread: a client's whole join and leave completes while
     // the relay server is still connecting to a slow SDK server (here: none yet at all).
     let _one = SDK_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    // Installed first (if this test is the first to need it, the install takes minutes,
+    // longer than the relay server's 30 s for reaching the SDK server).
+    dummy_agones();
     let port = free_port();
     let mut relay = spawn_relay(port, &[]);
     let mut clients = connect(port, 2);
