@@ -46,7 +46,47 @@ struct Snapshot {
     listening: bool,
     accepting: bool,
     draining: bool,
+    /// /status.json without its `peers`...
     json: Value,
+    /// ...which are made into JSON only when asked for: the loop copies numbers, the HTTP
+    /// thread formats them (for a thousand clients, formatting each second was a tenth of an
+    /// idle server's time).
+    peers: Vec<PeerRow>,
+}
+
+/// One client's line of /status.json.
+#[derive(Debug, Clone, Copy)]
+struct PeerRow {
+    id: PeerId,
+    websocket: bool,
+    address: std::net::SocketAddrV4,
+    connected_s: f64,
+    rtt_ms: u32,
+    loss: f32,
+    packets_in: u64,
+    packets_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    drops: u64,
+}
+
+impl PeerRow {
+    fn to_json(self) -> Value {
+        let enet = |v: Value| if self.websocket { Value::Null } else { v };
+        json!({
+            "id": self.id,
+            "transport": if self.websocket { "websocket" } else { "enet" },
+            "address": self.address.to_string(),
+            "connected_s": round1(self.connected_s),
+            "rtt_ms": enet(self.rtt_ms.into()),
+            "loss": enet(round3(f64::from(self.loss)).into()),
+            "packets_in": self.packets_in,
+            "packets_out": self.packets_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "drops": self.drops,
+        })
+    }
 }
 
 /// The last totals seen, so that counters move by what happened since.
@@ -96,8 +136,15 @@ impl Board {
 
     /// /status.json.
     pub fn json(&self) -> String {
-        let s = self.snapshot.lock().expect("snapshot lock");
-        s.json.to_string()
+        let (mut json, peers) = {
+            let s = self.snapshot.lock().expect("snapshot lock");
+            (s.json.clone(), s.peers.clone())
+        };
+        if let Value::Object(map) = &mut json {
+            let rows = peers.into_iter().map(PeerRow::to_json).collect();
+            map.insert("peers".to_string(), Value::Array(rows));
+        }
+        json.to_string()
     }
 
     /// Called by the loop: reads the server, moves the metrics, replaces the snapshot.
@@ -115,7 +162,7 @@ impl Board {
             &seen.refusals,
             &refusals,
         );
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(server.peer_count());
         let (mut enet_peers, mut ws_peers) = (0, 0);
         for id in server.peer_ids() {
             let websocket = server.is_websocket_peer(id);
@@ -134,19 +181,19 @@ impl Board {
                 .connected_at
                 .get(&id)
                 .map_or(0.0, |t| now.duration_since(*t).as_secs_f64());
-            rows.push(json!({
-                "id": id,
-                "transport": if websocket { "websocket" } else { "enet" },
-                "address": p.address.to_string(),
-                "connected_s": round1(connected_for),
-                "rtt_ms": if websocket { Value::Null } else { p.round_trip_time.into() },
-                "loss": if websocket { Value::Null } else { round3(f64::from(p.packet_loss)).into() },
-                "packets_in": p.packets_received,
-                "packets_out": p.packets_sent,
-                "bytes_in": p.bytes_received,
-                "bytes_out": p.bytes_sent,
-                "drops": p.drops.total(),
-            }));
+            rows.push(PeerRow {
+                id,
+                websocket,
+                address: p.address,
+                connected_s: connected_for,
+                rtt_ms: p.round_trip_time,
+                loss: p.packet_loss,
+                packets_in: p.packets_received,
+                packets_out: p.packets_sent,
+                bytes_in: p.bytes_received,
+                bytes_out: p.bytes_sent,
+                drops: p.drops.total(),
+            });
         }
         self.metrics
             .peers
@@ -193,7 +240,6 @@ impl Board {
             "websocket_port": server.websocket_port(),
             "accepting": accepting,
             "draining": draining,
-            "peers": rows,
             "totals": {
                 "peers": enet_peers + ws_peers,
                 "enet_peers": enet_peers,
@@ -217,6 +263,7 @@ impl Board {
             accepting,
             draining,
             json,
+            peers: rows,
         };
         seen.totals = totals;
         seen.ws = ws;
