@@ -51,15 +51,21 @@ struct Backlog {
     moved: Instant,
 }
 
+/// What pacing keeps for one ENet peer slot.
+#[derive(Default)]
+struct Slot {
+    backlog: Option<Backlog>,
+    /// Announcements sent straight to ENet in a pass: (that pass, how many).
+    direct: (u32, u32),
+}
+
 /// The backlogs of a server's ENet clients.
 #[derive(Default)]
 pub(crate) struct Pacing {
     /// By peer slot index.
-    slots: Vec<Option<Backlog>>,
+    slots: Vec<Slot>,
     /// Slot indices whose backlog is not empty.
     waiting: Vec<u16>,
-    /// Announcements sent straight to ENet in this pass, by slot: (pass, count).
-    direct: Vec<(u32, u32)>,
     pass: u32,
 }
 
@@ -84,13 +90,10 @@ impl Pacing {
         if self.holds(handle) {
             return false;
         }
-        let index = usize::from(handle.index());
-        if self.direct.len() <= index {
-            self.direct.resize(index + 1, (0, 0));
-        }
-        let (pass, count) = &mut self.direct[index];
-        if *pass != self.pass {
-            *pass = self.pass;
+        let current = self.pass;
+        let (pass, count) = &mut self.slot(handle).direct;
+        if *pass != current {
+            *pass = current;
             *count = 0;
         }
         *count += 1;
@@ -102,32 +105,35 @@ impl Pacing {
         self.waiting.is_empty()
     }
 
-    /// Whether `handle`'s connection has a backlog (sends to it must wait behind it).
-    pub(crate) fn holds(&self, handle: PeerHandle) -> bool {
+    /// `handle`'s backlog, if it has one.
+    fn held(&self, handle: PeerHandle) -> Option<&Backlog> {
         self.slots
             .get(usize::from(handle.index()))
-            .and_then(Option::as_ref)
-            .is_some_and(|b| b.handle == handle)
+            .and_then(|s| s.backlog.as_ref())
+            .filter(|b| b.handle == handle)
+    }
+
+    /// Whether `handle`'s connection has a backlog (sends to it must wait behind it).
+    pub(crate) fn holds(&self, handle: PeerHandle) -> bool {
+        self.held(handle).is_some()
     }
 
     /// Payload bytes waiting for `handle`.
     pub(crate) fn held_bytes(&self, handle: PeerHandle) -> usize {
-        match self.slots.get(usize::from(handle.index())) {
-            Some(Some(b)) if b.handle == handle => b.bytes,
-            _ => 0,
-        }
+        self.held(handle).map_or(0, |b| b.bytes)
+    }
+
+    fn slot(&mut self, handle: PeerHandle) -> &mut Slot {
+        slot_of(&mut self.slots, handle)
     }
 
     fn backlog(&mut self, handle: PeerHandle) -> &mut Backlog {
-        let index = usize::from(handle.index());
-        if self.slots.len() <= index {
-            self.slots.resize_with(index + 1, || None);
-        }
-        let slot = &mut self.slots[index];
+        let index = handle.index();
+        let slot = &mut slot_of(&mut self.slots, handle).backlog;
         if slot.as_ref().map_or(true, |b| b.handle != handle) {
             // A new connection in this slot: whatever waited for the old one is moot.
             if slot.is_none() {
-                self.waiting.push(handle.index());
+                self.waiting.push(index);
             }
             *slot = Some(Backlog {
                 handle,
@@ -203,7 +209,7 @@ impl Pacing {
     /// Drops what waits for `handle` (its connection ended or is ending).
     pub(crate) fn forget(&mut self, handle: PeerHandle) {
         if self.holds(handle) {
-            self.slots[usize::from(handle.index())] = None;
+            self.slots[usize::from(handle.index())].backlog = None;
             self.waiting.retain(|&i| i != handle.index());
         }
     }
@@ -219,7 +225,7 @@ impl Pacing {
         let mut i = 0;
         while i < self.waiting.len() {
             let index = usize::from(self.waiting[i]);
-            let Some(backlog) = self.slots[index].as_mut() else {
+            let Some(backlog) = self.slots[index].backlog.as_mut() else {
                 self.waiting.swap_remove(i);
                 continue;
             };
@@ -229,7 +235,7 @@ impl Pacing {
             let outgoing = match host.outgoing(backlog.handle) {
                 Ok(o) => o,
                 Err(_) => {
-                    self.slots[index] = None;
+                    self.slots[index].backlog = None;
                     self.waiting.swap_remove(i);
                     continue;
                 }
@@ -253,13 +259,15 @@ impl Pacing {
                     break;
                 };
                 let is_data = item == DATA;
+                let held;
+                let encoded;
                 let (payload, channel, flags) = if is_data {
-                    let held = backlog
+                    held = backlog
                         .data
                         .pop_front()
                         .expect("a DATA item has its packet");
                     backlog.bytes -= held.data.len();
-                    (held.data, held.channel, held.flags)
+                    (&held.data[..], held.channel, held.flags)
                 } else {
                     let id: PeerId = item & !REMOVE;
                     let message = if item & REMOVE != 0 {
@@ -268,11 +276,11 @@ impl Pacing {
                         SystemMessage::AddPeer(id)
                     };
                     backlog.bytes -= SYSTEM_MESSAGE_LEN;
-                    let encoded = Bytes::copy_from_slice(&message.encode());
-                    (encoded, CHANNEL_CONFIG, PacketFlags::RELIABLE)
+                    encoded = message.encode();
+                    (&encoded[..], CHANNEL_CONFIG, PacketFlags::RELIABLE)
                 };
                 room = room.saturating_sub(payload.len().max(1));
-                let sent = Packet::new(&payload, flags)
+                let sent = Packet::new(payload, flags)
                     .map_err(|e| e.to_string())
                     .and_then(|p| {
                         host.peer_mut(backlog.handle)
@@ -302,7 +310,7 @@ impl Pacing {
                 }
             }
             if gone || backlog.items.is_empty() {
-                self.slots[index] = None;
+                self.slots[index].backlog = None;
                 self.waiting.swap_remove(i);
             } else {
                 i += 1;
@@ -310,6 +318,15 @@ impl Pacing {
         }
         released
     }
+}
+
+/// `handle`'s entry in `slots`, made if the list is shorter.
+fn slot_of(slots: &mut Vec<Slot>, handle: PeerHandle) -> &mut Slot {
+    let index = usize::from(handle.index());
+    if slots.len() <= index {
+        slots.resize_with(index + 1, Slot::default);
+    }
+    &mut slots[index]
 }
 
 /// What one [`Pacing::release`] handed to ENet.
