@@ -6,6 +6,28 @@ use std::sync::Mutex;
 /// How many live [`InitGuard`]s exist. ENet is initialised while this is above zero.
 static USERS: Mutex<usize> = Mutex::new(0);
 
+/// Whether ENet was ever initialised, and whether it allocates through Rust (under USERS).
+static STATE: Mutex<(bool, bool)> = Mutex::new((false, false));
+
+/// ENet's callback struct version for 1.3.x (`ENET_VERSION_CREATE(1, 3, 17)`).
+const ENET_VERSION: u32 = (enet_sys::ENET_VERSION_MAJOR << 16)
+    | (enet_sys::ENET_VERSION_MINOR << 8)
+    | enet_sys::ENET_VERSION_PATCH;
+
+/// See [`allocate_through_rust`](crate::allocate_through_rust).
+pub(crate) fn route_allocations() -> bool {
+    let _users = USERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !state.0 {
+        state.1 = true;
+    }
+    state.1
+}
+
 /// Keeps ENet initialised for as long as it lives. Every [`Host`](crate::Host) holds one, so any
 /// number of hosts on any number of threads share one initialisation, and the last one out
 /// deinitialises.
@@ -18,9 +40,25 @@ impl InitGuard {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if *users == 0 {
-            // SAFETY: the USERS lock serialises every call of enet_initialize and
-            // enet_deinitialize, and the count guarantees they alternate.
-            let rc = unsafe { enet_sys::enet_initialize() };
+            let mut state = STATE
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.0 = true;
+            let rc = if state.1 {
+                let callbacks = enet_sys::ENetCallbacks {
+                    malloc: Some(crate::memory::enet_alloc),
+                    free: Some(crate::memory::enet_dealloc),
+                    no_memory: Some(crate::memory::enet_no_memory),
+                };
+                // SAFETY: as below; ENet copies the callbacks, which pair (each frees only
+                // what the other made) and are set before ENet's first block, since STATE
+                // refuses the switch once ENet was initialised.
+                unsafe { enet_sys::enet_initialize_with_callbacks(ENET_VERSION, &callbacks) }
+            } else {
+                // SAFETY: the USERS lock serialises every call of enet_initialize and
+                // enet_deinitialize, and the count guarantees they alternate.
+                unsafe { enet_sys::enet_initialize() }
+            };
             if rc != 0 {
                 return Err(Error::Initialize);
             }

@@ -59,7 +59,7 @@ pub use event::Event;
 pub use handshake::{HandshakePolicyFn, SlotUsage};
 pub use host::{Host, Outgoing, SocketBuffers};
 pub use intercept::{Intercept, InterceptFn};
-pub use memory::release_free_memory;
+pub use memory::{allocate_through_rust, avoid_huge_pages, release_free_memory};
 pub use packet::{Packet, PacketFlags};
 pub use peer::{PeerHandle, PeerInfo, PeerMut, PeerState};
 pub use timeout::Timeout;

@@ -740,3 +740,12 @@ fn queued_bytes_counts_what_a_peer_has_not_acknowledged() {
         c.service(Duration::ZERO).unwrap();
     }
 }
+
+/// ENet's allocator cannot change once ENet made blocks with the C library's: with a host
+/// alive (this binary never asks for the switch first), the switch is refused.
+#[test]
+fn the_allocator_switch_is_refused_once_enet_was_initialised() {
+    let _host = client(1);
+    assert!(!enet_wrapper::allocate_through_rust());
+    assert!(!enet_wrapper::allocate_through_rust(), "still refused");
+}

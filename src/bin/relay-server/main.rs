@@ -250,7 +250,16 @@ fn simplify_or_raw(payload: &[u8]) -> bool {
     enet_multiplayer::api::wire::is_simplify_path(payload) || payload.first() == Some(&RAW)
 }
 
+/// mimalloc: thread-local heaps, where glibc's malloc takes atomic operations on every call in
+/// a process with more than one thread (this one has its HTTP and signal threads).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
+    // Normal pages (mimalloc would have the kernel zero 2 MiB ones through a join storm),
+    // and ENet's blocks (several per packet) from mimalloc too, before any host exists.
+    enet_wrapper::avoid_huge_pages();
+    enet_wrapper::allocate_through_rust();
     if std::env::args().nth(1).as_deref() == Some("token") {
         return mint_token();
     }
