@@ -826,7 +826,7 @@ impl ServerDriver {
                 // this pass (a join storm): then into its backlog.
                 enet_links.clear();
                 for handle in to.iter().filter_map(|l| l.enet()) {
-                    if pacing.direct(handle) {
+                    if pacing.direct(host, handle) {
                         enet_links.push(handle);
                     } else {
                         pacing.announce(handle, msg);

@@ -575,6 +575,24 @@ impl Host {
         Ok(Outgoing { unsent, in_transit })
     }
 
+    /// Reliable commands sent to a peer on `channel` and not yet acknowledged (ENet's count
+    /// per reliable window of that channel, sixteen field reads). Commands still queued are not
+    /// counted; [`outgoing`](Self::outgoing) says whether there are any. 0 for a channel the
+    /// connection does not have.
+    pub fn reliable_in_flight(&self, handle: PeerHandle, channel: u8) -> Result<u32> {
+        let raw = self.checked(handle)?;
+        // SAFETY: a checked live peer of this host; `&self`, so ENet is not running. `channels`
+        // holds `channelCount` entries; the index is checked against it.
+        let sum = unsafe {
+            if usize::from(channel) >= (*raw).channelCount {
+                return Ok(0);
+            }
+            let ch = (*raw).channels.add(usize::from(channel));
+            (*ch).reliableWindows.iter().map(|&n| u32::from(n)).sum()
+        };
+        Ok(sum)
+    }
+
     /// Whether more than `cap` bytes are queued for a peer (as [`queued_bytes`](Self::queued_bytes)
     /// counts them), walking ENet's lists only when it could be so: what is queued now is at
     /// most what the last walk found plus what was sent to the peer since (ENet adds nothing

@@ -4,28 +4,31 @@
 //! join storm of N clients is about N² reliable commands. Handed to ENet at once they cost
 //! about 170 bytes each until acknowledged (2.9 GB for 4095 clients), and every service call
 //! walks them. Here each client's announcements wait in a compact backlog (4 bytes each) and go
-//! to ENet a window at a time: more only once what was sent before is mostly acknowledged
-//! ([`IN_TRANSIT_BUDGET`]). What is relayed or sent to a client while it has a backlog waits
-//! behind it, so each client still hears of a peer before that peer's packets, in Godot's order.
+//! to ENet a window at a time: more only once ENet has sent what it was handed and fewer than
+//! [`IN_FLIGHT_BUDGET`] announcements are unacknowledged (counted on the configuration channel,
+//! so a client's game traffic does not hold them back). What is relayed or sent to a client
+//! while it has a backlog waits behind it, so each client still hears of a peer before that
+//! peer's packets, in Godot's order; a packet at the head of a backlog goes at once.
 
 use crate::peer::PeerId;
 use crate::protocol::{SystemMessage, CHANNEL_CONFIG, SYSTEM_MESSAGE_LEN};
 use bytes::Bytes;
 use enet_wrapper::{Host, Packet, PacketFlags, PeerHandle};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
 
-/// Bytes of a client's backlog that may be sent and unacknowledged before more of it is
-/// handed to ENet: 1024 announcements.
-pub(crate) const IN_TRANSIT_BUDGET: u32 = 8192;
+/// Announcements to a client that may be sent and unacknowledged before more are handed to
+/// ENet (each costs ENet about 170 bytes until acknowledged).
+pub(crate) const IN_FLIGHT_BUDGET: u32 = 1024;
 
-/// Announcements one client may get straight to ENet in one pass; the rest of a storm waits
-/// in its backlog.
+/// Announcements one client may get straight to ENet in one pass, if ENet is not behind with
+/// it (a join storm's passes would otherwise pile up in ENet); the rest wait in its backlog.
 pub(crate) const DIRECT_PER_PASS: u32 = 256;
 
-/// After this long without room, a backlog sends a budget's worth anyway: a client whose
-/// queue other traffic keeps full must still hear of its peers.
-const STARVED: Duration = Duration::from_secs(1);
+// No fallback that sends without room: the room counts announcements only (the client's game
+// traffic cannot take it), so a backlog without room means ENet is behind with the client. A
+// storm's backlogs must then wait (a once-a-second fallback let a 4095-client storm pile 8M
+// commands, 1.2 GB, into ENet); a client that never catches up is a slow consumer, and the
+// cap on what is held for it ends its connection.
 
 /// A backlog item standing for the next held data packet (0 is no Godot peer id).
 const DATA: u32 = 0;
@@ -47,16 +50,14 @@ struct Backlog {
     data: VecDeque<HeldData>,
     /// Payload bytes held (announcements and data), for the slow-consumer cap.
     bytes: usize,
-    /// When it last had room (or was made).
-    moved: Instant,
 }
 
 /// What pacing keeps for one ENet peer slot.
 #[derive(Default)]
 struct Slot {
     backlog: Option<Backlog>,
-    /// Announcements sent straight to ENet in a pass: (that pass, how many).
-    direct: (u32, u32),
+    /// Announcements sent straight to ENet in a pass: (that pass, how many, how many it may).
+    direct: (u32, u32, u32),
 }
 
 /// The backlogs of a server's ENet clients.
@@ -85,19 +86,20 @@ impl Pacing {
     }
 
     /// Whether one more announcement may go straight to `handle` in this pass (it has no
-    /// backlog and has not had its share); counts it.
-    pub(crate) fn direct(&mut self, handle: PeerHandle) -> bool {
+    /// backlog, ENet has room for it, and it has not had its share); counts it.
+    pub(crate) fn direct(&mut self, host: &Host, handle: PeerHandle) -> bool {
         if self.holds(handle) {
             return false;
         }
         let current = self.pass;
-        let (pass, count) = &mut self.slot(handle).direct;
+        let (pass, count, allowed) = &mut self.slot(handle).direct;
         if *pass != current {
             *pass = current;
             *count = 0;
+            *allowed = room_for(host, handle).min(DIRECT_PER_PASS);
         }
         *count += 1;
-        *count <= DIRECT_PER_PASS
+        *count <= *allowed
     }
 
     /// Whether no client has a backlog.
@@ -140,7 +142,6 @@ impl Pacing {
                 items: VecDeque::new(),
                 data: VecDeque::new(),
                 bytes: 0,
-                moved: Instant::now(),
             });
         }
         slot.as_mut().expect("just set")
@@ -214,9 +215,9 @@ impl Pacing {
         }
     }
 
-    /// Hands ENet what each client has room for: while its unacknowledged reliable data is
-    /// (once everything before is sent) under [`IN_TRANSIT_BUDGET`], announcements up to the budget, and the packets held behind
-    /// them. Call it once before each flush (what it queued is only counted as in transit once
+    /// Hands ENet what each client has room for: once ENet has sent what it was handed,
+    /// announcements up to [`IN_FLIGHT_BUDGET`] unacknowledged ones, and the packets held
+    /// behind them (a packet at the head of a backlog needs no room). Call it once before each flush (what it queued is only counted as in transit once
     /// sent). Returns the announcements handed over, their bytes, and the held packets handed
     /// over (already counted as sent when they were held). A client that is gone loses its
     /// backlog.
@@ -229,36 +230,25 @@ impl Pacing {
                 self.waiting.swap_remove(i);
                 continue;
             };
-            // More only once ENet has sent what it was handed (it sends at most two datagrams
-            // to a peer per flush) and most of it is acknowledged: at most twice the budget
-            // waits in ENet. Two field reads, however long the backlog.
-            let outgoing = match host.outgoing(backlog.handle) {
-                Ok(o) => o,
-                Err(_) => {
-                    self.slots[index].backlog = None;
-                    self.waiting.swap_remove(i);
-                    continue;
-                }
-            };
-            let starved = backlog.moved.elapsed() >= STARVED;
-            let mut room = if starved {
-                IN_TRANSIT_BUDGET as usize
-            } else if outgoing.unsent {
-                0
-            } else {
-                IN_TRANSIT_BUDGET.saturating_sub(outgoing.in_transit) as usize
-            };
-            if room == 0 {
+            if !host.is_valid(backlog.handle) {
+                self.slots[index].backlog = None;
+                self.waiting.swap_remove(i);
+                continue;
+            }
+            let mut room = room_for(host, backlog.handle);
+            if room == 0 && backlog.items.front() != Some(&DATA) {
                 i += 1;
                 continue;
             }
-            backlog.moved = Instant::now();
             let mut gone = false;
-            while room > 0 {
+            loop {
+                let is_data = backlog.items.front() == Some(&DATA);
+                if !is_data && room == 0 {
+                    break;
+                }
                 let Some(item) = backlog.items.pop_front() else {
                     break;
                 };
-                let is_data = item == DATA;
                 let held;
                 let encoded;
                 let (payload, channel, flags) = if is_data {
@@ -279,7 +269,9 @@ impl Pacing {
                     encoded = message.encode();
                     (&encoded[..], CHANNEL_CONFIG, PacketFlags::RELIABLE)
                 };
-                room = room.saturating_sub(payload.len().max(1));
+                if !is_data {
+                    room -= 1;
+                }
                 let sent = Packet::new(payload, flags)
                     .map_err(|e| e.to_string())
                     .and_then(|p| {
@@ -320,6 +312,20 @@ impl Pacing {
     }
 }
 
+/// Announcements ENet may be handed for `handle` now: none while it has commands it has not
+/// sent yet (it is behind), else what keeps the unacknowledged ones under the budget.
+fn room_for(host: &Host, handle: PeerHandle) -> u32 {
+    match host.outgoing(handle) {
+        Ok(out) if !out.unsent => {
+            let in_flight = host
+                .reliable_in_flight(handle, CHANNEL_CONFIG)
+                .unwrap_or(IN_FLIGHT_BUDGET);
+            IN_FLIGHT_BUDGET.saturating_sub(in_flight)
+        }
+        _ => 0,
+    }
+}
+
 /// `handle`'s entry in `slots`, made if the list is shorter.
 fn slot_of(slots: &mut Vec<Slot>, handle: PeerHandle) -> &mut Slot {
     let index = usize::from(handle.index());
@@ -341,6 +347,7 @@ pub(crate) struct Released {
 mod tests {
     use super::*;
     use enet_wrapper::{Event, HostConfig};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn removes_and_adds_keep_their_ids() {
@@ -409,6 +416,7 @@ mod tests {
         assert_eq!(sent, 1);
         let mut got = Vec::new();
         let mut most_in_enet = 0;
+        let mut most_in_flight = 0;
         let start = Instant::now();
         while got.len() < n as usize + 1 {
             assert!(
@@ -419,6 +427,8 @@ mod tests {
             pacing.release(&mut server);
             most_in_enet = most_in_enet.max(server.queued_bytes(handle, usize::MAX).unwrap());
             server.flush();
+            most_in_flight =
+                most_in_flight.max(server.reliable_in_flight(handle, CHANNEL_CONFIG).unwrap());
             while server.service(Duration::ZERO).unwrap().is_some() {}
             while let Some(e) = client.service(Duration::ZERO).unwrap() {
                 if let Event::Receive {
@@ -439,7 +449,11 @@ mod tests {
         }
         assert_eq!(got[n as usize], (1, b"after".to_vec()));
         assert!(
-            most_in_enet <= 2 * IN_TRANSIT_BUDGET as usize,
+            most_in_flight <= IN_FLIGHT_BUDGET,
+            "{most_in_flight} announcements unacknowledged at once"
+        );
+        assert!(
+            most_in_enet <= IN_FLIGHT_BUDGET as usize * SYSTEM_MESSAGE_LEN,
             "{most_in_enet} bytes in ENet at once"
         );
         assert!(!pacing.holds(handle) && pacing.is_empty());
@@ -451,6 +465,35 @@ mod tests {
             Packet::new(b"direct", PacketFlags::RELIABLE).unwrap(),
         );
         assert!(server.queued_bytes(handle, usize::MAX).unwrap() >= 6);
+    }
+
+    /// A join storm's passes: once ENet holds a budget's worth for a client, its next
+    /// announcements go to its backlog, not straight to ENet.
+    #[test]
+    fn direct_announcements_stop_while_enet_is_behind_with_a_client() {
+        let (mut server, _client, handle) = pair();
+        let mut pacing = Pacing::default();
+        pacing.begin_pass();
+        assert!(
+            pacing.direct(&server, handle),
+            "caught up: straight to ENet"
+        );
+        // The client never services its host: nothing is acknowledged.
+        for id in 0..IN_FLIGHT_BUDGET {
+            let encoded = SystemMessage::AddPeer(id + 2).encode();
+            let packet = Packet::new(&encoded, PacketFlags::RELIABLE).unwrap();
+            server
+                .peer_mut(handle)
+                .unwrap()
+                .send(CHANNEL_CONFIG, packet)
+                .unwrap();
+        }
+        server.flush();
+        pacing.begin_pass();
+        assert!(
+            !pacing.direct(&server, handle),
+            "ENet is a budget behind: into the backlog"
+        );
     }
 
     #[test]
