@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::process::{free_port, Proc};
+use support::process::{free_port, relay_command, start_relay, Proc};
 
 /// The relay server binary, built by Cargo for this test.
 const RELAY: &str = env!("CARGO_BIN_EXE_relay-server");
@@ -171,23 +171,11 @@ impl SdkServer {
 
 /// The relay server under Agones on `port`, once it says it listens.
 fn spawn_relay(port: u16, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(RELAY);
-    cmd.args([
-        "--agones",
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--compression",
-        "none",
-        "--no-http",
-    ])
-    .args(extra)
-    .env("AGONES_SDK_GRPC_PORT", SDK_PORT.to_string())
-    .env("RUST_LOG", "info");
-    let mut p = Proc::spawn(cmd);
-    p.wait_line(|l| l.contains("relay server on"), LIMIT);
-    p
+    let mut cmd = relay_command(RELAY, port, "none");
+    cmd.args(["--agones", "--no-http"])
+        .args(extra)
+        .env("AGONES_SDK_GRPC_PORT", SDK_PORT.to_string());
+    start_relay(cmd, LIMIT)
 }
 
 fn client(port: u16) -> ENetMultiplayerPeer {

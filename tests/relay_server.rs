@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::process::{example, free_port, free_tcp_port, Proc};
+use support::process::{example, free_port, free_tcp_port, relay_command, start_relay, Proc};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -21,23 +21,10 @@ const RELAY: &str = env!("CARGO_BIN_EXE_relay-server");
 
 /// The relay server on `port` (loopback, no compression), once it says it listens.
 fn spawn_relay(port: u16, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(RELAY);
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--compression",
-        "none",
-        // Any free port: tests run relays side by side.
-        "--http",
-        "127.0.0.1:0",
-    ])
-    .args(extra)
-    .env("RUST_LOG", "info");
-    let mut p = Proc::spawn(cmd);
-    p.wait_line(|l| l.contains("relay server on"), LIMIT);
-    p
+    let mut cmd = relay_command(RELAY, port, "none");
+    // Any free port: tests run relays side by side.
+    cmd.args(["--http", "127.0.0.1:0"]).args(extra);
+    start_relay(cmd, LIMIT)
 }
 
 struct Client {
@@ -1471,12 +1458,16 @@ fn godot_clients_join_with_a_token_sent_by_send_bytes() {
 
 /// The relay with the range coder, and whose log says so.
 fn spawn_compressing_relay(port: u16) -> Proc {
-    let mut cmd = Command::new(RELAY);
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--compression", "range-coder", "--http", "127.0.0.1:0"])
-        .env("RUST_LOG", "info");
-    let mut p = Proc::spawn(cmd);
-    p.wait_line(|l| l.contains("compression RangeCoder"), LIMIT);
+    let mut cmd = relay_command(RELAY, port, "range-coder");
+    cmd.args(["--http", "127.0.0.1:0"]);
+    let mut p = start_relay(cmd, LIMIT);
+    assert!(
+        p.stderr()
+            .iter()
+            .any(|l| l.contains("compression RangeCoder")),
+        "the relay should say it compresses: {}",
+        p.format_lines()
+    );
     p
 }
 

@@ -217,9 +217,10 @@ impl Pacing {
 
     /// Hands ENet what each client has room for: once ENet has sent what it was handed,
     /// announcements up to [`IN_FLIGHT_BUDGET`] unacknowledged ones, and the packets held
-    /// behind them (a packet at the head of a backlog needs no room). Call it once before each flush (what it queued is only counted as in transit once
-    /// sent). Returns the announcements handed over, their bytes, and the held packets handed
-    /// over (already counted as sent when they were held). A client that is gone loses its
+    /// behind them (a packet at the head of a backlog needs no room). Call it once before
+    /// each flush: what it hands over is unsent until then, which leaves no room for more.
+    /// Returns the announcements handed over, their bytes, and the held packets handed over
+    /// (already counted as sent when they were held). A client that is gone loses its
     /// backlog.
     pub(crate) fn release(&mut self, host: &mut Host) -> Released {
         let mut released = Released::default();

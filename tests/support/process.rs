@@ -555,3 +555,22 @@ impl Drop for Proc {
         }
     }
 }
+
+/// The relay server `binary` (Cargo's `CARGO_BIN_EXE_relay-server`, which only the test
+/// binaries built with the feature have) on `port` of the loopback with this `--compression`,
+/// logging at info; add flags, then [`start_relay`].
+pub fn relay_command(binary: &str, port: u16, compression: &str) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--compression", compression])
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// Spawns a relay server and returns once it says it listens (its line names the compression
+/// and limits it runs with); panics after `limit`.
+pub fn start_relay(cmd: Command, limit: Duration) -> Proc {
+    let mut p = Proc::spawn(cmd);
+    p.wait_line(|l| l.contains("relay server on"), limit);
+    p
+}
