@@ -97,7 +97,7 @@ def read_profile(path):
     or None when there is no report."""
     if not os.path.exists(path):
         return None
-    cats = {"Rust (src/, enet-wrapper, std)": 0.0, "ENet (C)": 0.0, "libc (malloc, free, syscall stubs)": 0.0,
+    cats = {"Rust (src/, enet-wrapper, std)": 0.0, "ENet (C)": 0.0, "allocator and libc (malloc, mimalloc, free, syscall stubs)": 0.0,
             "kernel (UDP, syscalls)": 0.0, "other": 0.0}
     rust = []
     with open(path, encoding="utf-8") as f:
@@ -109,9 +109,11 @@ def read_profile(path):
             if kind == "k" or "kernel" in dso:
                 cats["kernel (UDP, syscalls)"] += pct
             elif dso.startswith("libc"):
-                cats["libc (malloc, free, syscall stubs)"] += pct
+                cats["allocator and libc (malloc, mimalloc, free, syscall stubs)"] += pct
             elif dso in ("relay-server", "relay_server", "minimal_relay"):
-                if "::" in sym or sym.startswith("<") or sym.startswith("_ZN"):
+                if sym.startswith(("mi_", "_mi_")):
+                    cats["allocator and libc (malloc, mimalloc, free, syscall stubs)"] += pct
+                elif "::" in sym or sym.startswith("<") or sym.startswith("_ZN"):
                     cats["Rust (src/, enet-wrapper, std)"] += pct
                     rust.append((pct, sym))
                 else:
@@ -328,7 +330,9 @@ def intro_section(rep):
     w("- **ours**: the `relay-server` binary with its default settings (it busy-polls for "
       "`--busy-poll-us=1000` µs after traffic, then blocks in the socket up to 100 ms or until "
       "ENet's next timer), `--compression none`; in the recovery test also *always busy-polling* "
-      "(`--busy-poll-us 3600000000`).")
+      "(`--busy-poll-us 3600000000`). Its allocator is mimalloc, ENet's blocks included "
+      "(`enet_wrapper::allocate_through_rust`), in normal pages (`enet_wrapper::avoid_huge_pages`); "
+      "the minimal relay and Godot use glibc's malloc (single-threaded for the minimal relay).")
     w("- **minimal**: `examples/minimal_relay.rs`, the ceiling: a relay written directly on "
       "`enet-wrapper` that receives, checks the header's source, reads the target and hands the same "
       "packet to `send_many` for each destination, busy-polling `service(0)`.")
