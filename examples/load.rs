@@ -576,6 +576,11 @@ fn connect_all(
         fleet.pump(&mut scratch);
         scratch.clear();
         if !fleet.pending.is_empty() {
+            // A client lost: the waves can never all be in (only a storm goes on, to see how
+            // far it gets).
+            if !storm && fleet.lost() > 0 {
+                break;
+            }
             // The next wave starts once this one is in (and announced, when waiting for that).
             if fleet.all_connected() && (!wait_mesh || fleet.mesh_complete()) {
                 fleet.start(batch)?;
@@ -711,8 +716,12 @@ fn run(args: &Args, json: &mut Json) -> Result<(), String> {
     }
     if connect_s.is_none() && !storm {
         return Err(format!(
-            "only {connected} of {} clients connected within {:?}",
-            args.clients, timeout
+            "only {connected} of {} clients connected within {:?} ({} lost after connecting, \
+             {} waiting to start)",
+            args.clients,
+            timeout,
+            fleet.lost(),
+            fleet.pending.len()
         ));
     }
     if wait_mesh && mesh_s.is_none() && args.test != TestKind::Connect {
