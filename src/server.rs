@@ -164,8 +164,6 @@ pub(crate) struct ServerDriver {
     last_trim: Option<Instant>,
     /// The current window of work: when it began, and what it has seen.
     window: (Instant, u64),
-    /// ENet clients' handles, kept for the queue check's next use.
-    handles: Vec<PeerHandle>,
 }
 
 impl ServerDriver {
@@ -217,7 +215,6 @@ impl ServerDriver {
             departures_since_trim: 0,
             last_trim: None,
             window: (Instant::now(), 0),
-            handles: Vec::new(),
         })
     }
 
@@ -251,9 +248,7 @@ impl ServerDriver {
     /// was freed in its pools, so a server that held 100 MB for a join storm or a flood would
     /// stay that large while idle.
     fn after_burst(&mut self, polled: &Polled, now: Instant) {
-        let work = (polled.events + polled.packets) as u64;
-        self.work_since_trim += work;
-        self.window.1 += work;
+        self.add_work((polled.events + polled.packets) as u64);
         if now.saturating_duration_since(self.window.0) < QUIET_WINDOW {
             return;
         }
@@ -403,10 +398,8 @@ impl ServerDriver {
         let Some(host) = state.host.as_mut() else {
             return;
         };
-        // The handles first (checking needs `host` mutable), into a list kept between checks.
-        let mut handles = std::mem::take(&mut self.handles);
-        handles.clear();
-        handles.extend(host.peers());
+        // The handles first: checking needs `host` mutable.
+        let mut handles: Vec<PeerHandle> = host.peers().collect();
         let pacing = &self.pacing;
         // What waits in its backlog counts against a client's cap too.
         handles.retain(|&h| {
@@ -425,7 +418,6 @@ impl ServerDriver {
                 peer.disconnect(DisconnectReason::SlowConsumer.code());
             }
         }
-        self.handles = handles;
     }
 
     /// Handles ENet's events (waiting up to `wait` for the first).
@@ -822,8 +814,8 @@ impl ServerDriver {
                     Announcement::Add(id) => SystemMessage::AddPeer(id),
                     Announcement::Remove(id) => SystemMessage::RemovePeer(id),
                 };
-                // Straight to ENet, one packet for all, unless a client has had its share of
-                // this pass (a join storm): then into its backlog.
+                // Straight to ENet, one packet for all, unless a client has a backlog, ENet is
+                // behind with it or it has had its share of this pass: then into its backlog.
                 enet_links.clear();
                 for handle in to.iter().filter_map(|l| l.enet()) {
                     if pacing.direct(host, handle) {
@@ -858,8 +850,7 @@ impl ServerDriver {
                 }
             }
         });
-        self.work_since_trim += queued;
-        self.window.1 += queued;
+        self.add_work(queued);
         self.slow_consumers(slow);
         true
     }
@@ -879,7 +870,11 @@ impl ServerDriver {
         let released = self.pacing.release(host);
         state.stats.packets_out += released.announcements;
         state.stats.bytes_out += released.bytes;
-        let work = released.announcements + released.data;
+        self.add_work(released.announcements + released.data);
+    }
+
+    /// Counts work for the burst accounting ([`after_burst`](Self::after_burst)).
+    fn add_work(&mut self, work: u64) {
         self.work_since_trim += work;
         self.window.1 += work;
     }

@@ -3,11 +3,27 @@
 use crate::{Error, Result};
 use std::sync::Mutex;
 
-/// How many live [`InitGuard`]s exist. ENet is initialised while this is above zero.
-static USERS: Mutex<usize> = Mutex::new(0);
+/// ENet's process-wide state, under one lock.
+struct Registry {
+    /// How many live [`InitGuard`]s exist. ENet is initialised while this is above zero.
+    users: usize,
+    /// Whether ENet was ever initialised (its allocator can no longer change).
+    initialised_once: bool,
+    /// Whether ENet allocates through Rust's global allocator.
+    through_rust: bool,
+}
 
-/// Whether ENet was ever initialised, and whether it allocates through Rust (under USERS).
-static STATE: Mutex<(bool, bool)> = Mutex::new((false, false));
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    users: 0,
+    initialised_once: false,
+    through_rust: false,
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// ENet's callback struct version for 1.3.x (`ENET_VERSION_CREATE(1, 3, 17)`).
 const ENET_VERSION: u32 = (enet_sys::ENET_VERSION_MAJOR << 16)
@@ -16,16 +32,11 @@ const ENET_VERSION: u32 = (enet_sys::ENET_VERSION_MAJOR << 16)
 
 /// See [`allocate_through_rust`](crate::allocate_through_rust).
 pub(crate) fn route_allocations() -> bool {
-    let _users = USERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut state = STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !state.0 {
-        state.1 = true;
+    let mut registry = registry();
+    if !registry.initialised_once {
+        registry.through_rust = true;
     }
-    state.1
+    registry.through_rust
 }
 
 /// Keeps ENet initialised for as long as it lives. Every [`Host`](crate::Host) holds one, so any
@@ -36,26 +47,21 @@ pub(crate) struct InitGuard(());
 
 impl InitGuard {
     pub(crate) fn acquire() -> Result<InitGuard> {
-        let mut users = USERS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *users == 0 {
-            let mut state = STATE
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            state.0 = true;
-            let rc = if state.1 {
+        let mut registry = registry();
+        if registry.users == 0 {
+            registry.initialised_once = true;
+            let rc = if registry.through_rust {
                 let callbacks = enet_sys::ENetCallbacks {
                     malloc: Some(crate::memory::enet_alloc),
                     free: Some(crate::memory::enet_dealloc),
                     no_memory: Some(crate::memory::enet_no_memory),
                 };
                 // SAFETY: as below; ENet copies the callbacks, which pair (each frees only
-                // what the other made) and are set before ENet's first block, since STATE
-                // refuses the switch once ENet was initialised.
+                // what the other made) and are set before ENet's first block, since the
+                // registry refuses the switch once ENet was initialised.
                 unsafe { enet_sys::enet_initialize_with_callbacks(ENET_VERSION, &callbacks) }
             } else {
-                // SAFETY: the USERS lock serialises every call of enet_initialize and
+                // SAFETY: the registry's lock serialises every call of enet_initialize and
                 // enet_deinitialize, and the count guarantees they alternate.
                 unsafe { enet_sys::enet_initialize() }
             };
@@ -63,18 +69,16 @@ impl InitGuard {
                 return Err(Error::Initialize);
             }
         }
-        *users += 1;
+        registry.users += 1;
         Ok(InitGuard(()))
     }
 }
 
 impl Drop for InitGuard {
     fn drop(&mut self) {
-        let mut users = USERS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *users -= 1;
-        if *users == 0 {
+        let mut registry = registry();
+        registry.users -= 1;
+        if registry.users == 0 {
             // SAFETY: this was the last guard, so no host exists any more; the lock serialises
             // this call with enet_initialize.
             unsafe { enet_sys::enet_deinitialize() };

@@ -79,8 +79,9 @@ impl std::fmt::Debug for Pacing {
 }
 
 impl Pacing {
-    /// Starts a pass of announcements: each client may get [`DIRECT_PER_PASS`] of them
-    /// straight to ENet (a join or two: no backlog, no copy, one packet shared by all).
+    /// Starts a pass of announcements: each client may get up to [`DIRECT_PER_PASS`] of them
+    /// straight to ENet, as far as ENet has room for it (a join or two: no backlog, no copy,
+    /// one packet shared by all).
     pub(crate) fn begin_pass(&mut self) {
         self.pass = self.pass.wrapping_add(1);
     }
@@ -92,7 +93,7 @@ impl Pacing {
             return false;
         }
         let current = self.pass;
-        let (pass, count, allowed) = &mut self.slot(handle).direct;
+        let (pass, count, allowed) = &mut slot_of(&mut self.slots, handle).direct;
         if *pass != current {
             *pass = current;
             *count = 0;
@@ -123,10 +124,6 @@ impl Pacing {
     /// Payload bytes waiting for `handle`.
     pub(crate) fn held_bytes(&self, handle: PeerHandle) -> usize {
         self.held(handle).map_or(0, |b| b.bytes)
-    }
-
-    fn slot(&mut self, handle: PeerHandle) -> &mut Slot {
-        slot_of(&mut self.slots, handle)
     }
 
     fn backlog(&mut self, handle: PeerHandle) -> &mut Backlog {
@@ -237,10 +234,6 @@ impl Pacing {
                 continue;
             }
             let mut room = room_for(host, backlog.handle);
-            if room == 0 && backlog.items.front() != Some(&DATA) {
-                i += 1;
-                continue;
-            }
             let mut gone = false;
             loop {
                 let is_data = backlog.items.front() == Some(&DATA);
